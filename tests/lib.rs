@@ -1,0 +1,1 @@
+//! End-to-end tests across melfuse crates live in `tests/*.rs`.

@@ -1,0 +1,3 @@
+//! melfuse-train: everything that happens before a model is served — the
+//! synthetic demo corpus, spectrogram inspection, and (later) preparation,
+//! training and export.
