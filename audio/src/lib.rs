@@ -8,6 +8,13 @@
 
 pub mod config;
 pub mod error;
+pub mod mel;
+pub mod mel_filterbank;
+pub mod normalization;
+pub mod segment;
+pub mod stft;
 
 pub use config::{SignalConfig, VocoderConfig};
 pub use error::AudioError;
+pub use mel::MelSpectrogram;
+pub use normalization::DbRange;

@@ -1,0 +1,58 @@
+//! Cutting a track into the fixed-length, overlapping segments the model
+//! trains on.
+
+use std::ops::Range;
+
+use crate::config::SignalConfig;
+
+/// Sample ranges of the segments of a track of `n_samples` samples: length
+/// `segment_seconds`, starting every `segment_seconds − overlap_seconds`. A
+/// tail shorter than a segment is dropped, so a track shorter than one
+/// segment yields none (the caller counts it; it is not an error).
+pub fn segment_ranges(n_samples: usize, config: &SignalConfig) -> Vec<Range<usize>> {
+    let length = config.segment_samples();
+    let hop = config.segment_hop_samples().max(1);
+    if length == 0 || n_samples < length {
+        return Vec::new();
+    }
+    (0..=(n_samples - length) / hop).map(|i| i * hop..i * hop + length).collect()
+}
+
+/// The segments of `samples` as slices (see [`segment_ranges`]).
+pub fn segments<'a>(samples: &'a [f32], config: &SignalConfig) -> impl Iterator<Item = &'a [f32]> + 'a {
+    segment_ranges(samples.len(), config).into_iter().map(move |r| &samples[r])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(rate: u32) -> SignalConfig {
+        SignalConfig { sample_rate: rate, ..Default::default() }
+    }
+
+    #[test]
+    fn fifteen_second_segments_every_ten_seconds() {
+        let cfg = config(100);
+        // 42 s → segments at 0, 10, 20 s (30–45 would overrun), tail dropped.
+        let r = segment_ranges(4200, &cfg);
+        assert_eq!(r, vec![0..1500, 1000..2500, 2000..3500]);
+        assert_eq!(segment_ranges(3500, &cfg).len(), 3);
+    }
+
+    #[test]
+    fn short_tracks_yield_nothing() {
+        let cfg = config(100);
+        assert!(segment_ranges(1499, &cfg).is_empty());
+        assert_eq!(segment_ranges(1500, &cfg), vec![0..1500]);
+        assert!(segment_ranges(0, &cfg).is_empty());
+    }
+
+    #[test]
+    fn slices_follow_the_ranges() {
+        let cfg = SignalConfig { sample_rate: 10, segment_seconds: 1.0, overlap_seconds: 0.5, ..Default::default() };
+        let x: Vec<f32> = (0..25).map(|i| i as f32).collect();
+        let firsts: Vec<f32> = segments(&x, &cfg).map(|s| s[0]).collect();
+        assert_eq!(firsts, vec![0.0, 5.0, 10.0, 15.0]);
+    }
+}
