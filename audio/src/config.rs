@@ -151,13 +151,15 @@ pub struct VocoderConfig {
     /// Iterations of the projected-gradient non-negative least squares that
     /// inverts the mel filterbank; 0 uses the clamped pseudo-inverse alone.
     pub inverse_mel_iters: usize,
-    /// Peak level of the written audio in dBFS (the clip is scaled to it).
-    pub peak_dbfs: f32,
+    /// Highest peak of the produced audio in dBFS: louder clips are scaled
+    /// down to it so that 16-bit output never clips; quieter ones keep the
+    /// level the model generated.
+    pub max_peak_dbfs: f32,
 }
 
 impl Default for VocoderConfig {
     fn default() -> Self {
-        Self { griffin_lim_iters: 32, momentum: 0.99, seed: 0, inverse_mel_iters: 30, peak_dbfs: -1.0 }
+        Self { griffin_lim_iters: 32, momentum: 0.99, seed: 0, inverse_mel_iters: 30, max_peak_dbfs: -1.0 }
     }
 }
 

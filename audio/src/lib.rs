@@ -6,15 +6,22 @@
 //! match the reference tools; the parameters themselves live in
 //! [`SignalConfig`] and [`VocoderConfig`], never as literals in the code.
 
+pub mod atomic_file;
 pub mod config;
 pub mod error;
+pub mod griffin_lim;
+pub mod inverse_mel;
 pub mod mel;
 pub mod mel_filterbank;
 pub mod normalization;
 pub mod segment;
+pub mod spectrogram_image;
 pub mod stft;
+pub mod vocoder;
+pub mod wav;
 
 pub use config::{SignalConfig, VocoderConfig};
 pub use error::AudioError;
 pub use mel::MelSpectrogram;
 pub use normalization::DbRange;
+pub use vocoder::Vocoder;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
@@ -108,7 +108,7 @@ impl Stft {
         }
     }
 
-    /// Runs `per_frame(frame_index, spectrum)` on every frame's one-sided
+    /// Runs `per_frame(spectrum, row)` on every frame's one-sided
     /// spectrum, in parallel, writing one row of `out` per frame. This is the
     /// building block of every forward transform: no full complex
     /// spectrogram is kept unless the caller asks for one.
@@ -119,18 +119,35 @@ impl Stft {
     {
         let n_frames = if samples.is_empty() { 0 } else { self.n_frames(samples.len()) };
         let mut out = Array2::<T>::default((n_frames, row_len));
-        out.axis_chunks_iter_mut(Axis(0), 64).into_par_iter().enumerate().for_each_init(
+        self.map_frames_into(samples, out.view_mut(), per_frame);
+        out
+    }
+
+    /// [`map_frames`](Self::map_frames) into a caller-owned `[frames, row_len]`
+    /// array (standard layout), so that iterative algorithms reuse one buffer.
+    pub fn map_frames_into<T, F>(&self, samples: &[f32], mut out: ArrayViewMut2<'_, T>, per_frame: F)
+    where
+        T: Send + Sync,
+        F: Fn(&[Complex32], &mut [T]) + Sync,
+    {
+        const FRAMES_PER_TASK: usize = 32;
+        assert!(samples.is_empty() || out.nrows() == self.n_frames(samples.len()), "output has the wrong number of frames");
+        out.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK).into_par_iter().enumerate().for_each_init(
             || (self.forward.make_input_vec(), self.forward.make_output_vec(), self.forward.make_scratch_vec()),
             |(input, spectrum, scratch), (chunk_index, mut rows)| {
                 for (r, mut row) in rows.axis_iter_mut(Axis(0)).enumerate() {
-                    self.windowed_frame(samples, chunk_index * 64 + r, input);
+                    self.windowed_frame(samples, chunk_index * FRAMES_PER_TASK + r, input);
                     // Lengths match the plan, so the FFT cannot fail.
                     let _ = self.forward.process_with_scratch(input, spectrum, scratch);
                     per_frame(spectrum, row.as_slice_mut().expect("rows of a standard-layout array are contiguous"));
                 }
             },
         );
-        out
+    }
+
+    /// Complex spectrum into a caller-owned `[frames, n_freqs]` array.
+    pub fn forward_into(&self, samples: &[f32], out: ArrayViewMut2<'_, Complex32>) {
+        self.map_frames_into(samples, out, |spectrum, row| row.copy_from_slice(spectrum));
     }
 
     /// Complex spectrum, `[frames, n_freqs]` (frame-major: each row is one
