@@ -51,7 +51,7 @@ fn reflect_index(i: isize, len: usize) -> usize {
 impl Stft {
     /// Plans an STFT with window length `n_fft` and frame step `hop_length`.
     pub fn new(n_fft: usize, hop_length: usize) -> Result<Self, AudioError> {
-        if n_fft < 2 || n_fft % 2 != 0 {
+        if n_fft < 2 || !n_fft.is_multiple_of(2) {
             return Err(AudioError::InvalidParameter { name: "n_fft", detail: format!("{n_fft} must be even and ≥ 2") });
         }
         if hop_length == 0 || hop_length > n_fft {
