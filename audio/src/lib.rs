@@ -7,7 +7,10 @@
 //! [`SignalConfig`] and [`VocoderConfig`], never as literals in the code.
 
 pub mod config;
+pub mod decode;
 pub mod error;
+pub mod load;
+pub mod resample;
 
 pub use config::{SignalConfig, VocoderConfig};
 pub use error::AudioError;
