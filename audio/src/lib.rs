@@ -8,12 +8,15 @@
 
 pub mod atomic_file;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod griffin_lim;
 pub mod inverse_mel;
+pub mod load;
 pub mod mel;
 pub mod mel_filterbank;
 pub mod normalization;
+pub mod resample;
 pub mod segment;
 pub mod spectrogram_image;
 pub mod stft;
