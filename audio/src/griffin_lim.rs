@@ -3,10 +3,9 @@
 //! does, seeded so that the same input always gives the same audio.
 
 use ndarray::{Array2, ArrayView2, Zip};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use realfft::num_complex::Complex32;
 
+use crate::initial_phase::{initial_phases, PhaseInit};
 use crate::stft::Stft;
 
 /// Guards the phase normalisation against division by zero (librosa's `eps`).
@@ -18,13 +17,20 @@ pub struct GriffinLim {
     stft: Stft,
     iterations: usize,
     momentum: f32,
+    init: PhaseInit,
 }
 
 impl GriffinLim {
     /// Griffin-Lim over `stft` with `iterations` rounds and the given
     /// momentum (0.99 is the fast variant; 0 is the classic algorithm).
     pub fn new(stft: Stft, iterations: usize, momentum: f32) -> Self {
-        Self { stft, iterations, momentum }
+        Self { stft, iterations, momentum, init: PhaseInit::default() }
+    }
+
+    /// The same reconstruction starting from `init` phases.
+    pub fn with_init(mut self, init: PhaseInit) -> Self {
+        self.init = init;
+        self
     }
 
     /// Momentum of the fast variant.
@@ -38,14 +44,11 @@ impl GriffinLim {
     }
 
     /// A signal of `length` samples whose STFT magnitude approximates
-    /// `magnitude` (`[frames, n_freqs]`, frame-major), starting from random
-    /// phases drawn from `seed`.
+    /// `magnitude` (`[frames, n_freqs]`, frame-major), starting from the
+    /// configured initial phases drawn with `seed`.
     pub fn reconstruct(&self, magnitude: ArrayView2<'_, f32>, length: usize, seed: u64) -> Vec<f32> {
         let shape = magnitude.dim();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut angles = Array2::from_shape_simple_fn(shape, || {
-            Complex32::from_polar(1.0, std::f32::consts::TAU * rng.random::<f32>())
-        });
+        let mut angles = initial_phases(self.init, magnitude, self.stft.n_fft(), self.stft.hop_length(), seed);
         let mut rebuilt = Array2::<Complex32>::zeros(shape);
         let mut previous = Array2::<Complex32>::zeros(shape);
         let mut estimate = Array2::<Complex32>::zeros(shape);
@@ -110,14 +113,17 @@ mod tests {
         let stft = Stft::new(512, 128).unwrap();
         let x = test_signal(16_000);
         let target = magnitude(&stft, &x);
-        let sc = |iters, momentum| {
-            let y = GriffinLim::new(stft.clone(), iters, momentum).reconstruct(target.view(), x.len(), 3);
+        let sc = |iters, momentum, init| {
+            let y = GriffinLim::new(stft.clone(), iters, momentum).with_init(init).reconstruct(target.view(), x.len(), 3);
             spectral_convergence(&stft, target.view(), &y)
         };
-        let (start, slow, fast) = (sc(0, 0.99), sc(32, 0.0), sc(32, 0.99));
+        let (start, slow, fast) = (sc(0, 0.99, PhaseInit::Random), sc(32, 0.0, PhaseInit::Random), sc(32, 0.99, PhaseInit::Random));
         assert!(slow < start * 0.8, "plain GL should improve on random phase: {start} → {slow}");
         assert!(fast < slow, "momentum should beat plain GL: {fast} vs {slow}");
         assert!(fast < 0.25, "fast GL after 32 iterations: {fast}");
+        let (locked_start, locked) = (sc(0, 0.99, PhaseInit::PhaseLocked), sc(32, 0.99, PhaseInit::PhaseLocked));
+        assert!(locked_start < start, "phase locking should start closer: {locked_start} vs {start}");
+        assert!(locked < fast, "and end closer: {locked} vs {fast}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod griffin_lim;
+pub mod initial_phase;
 pub mod inverse_mel;
 pub mod load;
 pub mod mel;
