@@ -45,9 +45,10 @@ impl DecodedAudio {
 /// whole stream is declared corrupt.
 pub const MAX_BAD_PACKET_FRACTION: f64 = 0.10;
 
-/// Fraction of the frames announced by the header that may be missing at the
-/// end of the stream before it is declared truncated (encoders round, and
-/// lossy codecs pad or trim their last packet).
+/// Fraction of the frames that may be missing, at the end of the stream
+/// (against the header's count) or skipped in its middle, before the stream
+/// is declared truncated or corrupt (encoders round, and lossy codecs pad or
+/// trim their last packet).
 pub const TRUNCATION_TOLERANCE: f64 = 0.01;
 
 /// Consecutive demuxer errors after which the container is declared corrupt
@@ -129,6 +130,10 @@ fn decode_stream(
     let mut bad_packets = 0usize;
     let mut consecutive_demux_errors = 0usize;
     let mut last_demux_error = String::new();
+    // Frames skipped between packets: a demuxer that resynchronises after a
+    // damaged region jumps ahead in time instead of reporting an error.
+    let mut skipped_frames = 0u64;
+    let mut next_timestamp: Option<u64> = None;
     // Every packet consumes at least one byte of the input, so this bounds the
     // loop even for a reader that would otherwise never reach the end.
     let max_packets = byte_count + 16;
@@ -157,6 +162,10 @@ fn decode_stream(
             continue;
         }
         packets += 1;
+        if let Some(expected_ts) = next_timestamp {
+            skipped_frames += packet.ts().saturating_sub(expected_ts);
+        }
+        next_timestamp = Some(packet.ts().saturating_add(packet.dur()));
         match decoder.decode(&packet) {
             Ok(buffer) => {
                 let rate = buffer.spec().rate;
@@ -185,6 +194,12 @@ fn decode_stream(
         });
     }
     let decoded = mono.samples.len() as u64;
+    // Frames missing from the middle are damage, not truncation.
+    if skipped_frames as f64 > TRUNCATION_TOLERANCE * (decoded + skipped_frames) as f64 {
+        return Err(AudioError::Corrupt {
+            detail: format!("{skipped_frames} frames lost to damaged packets in mid-stream"),
+        });
+    }
     if let Some(expected) = params.n_frames.filter(|&n| n > 0) {
         let missing = expected.saturating_sub(decoded);
         if decoded == 0 || missing as f64 > TRUNCATION_TOLERANCE * expected as f64 {
