@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::AudioError;
+use crate::initial_phase::PhaseInit;
 
 /// Every parameter that turns audio into the model's mel spectrogram.
 ///
@@ -146,10 +147,13 @@ pub struct VocoderConfig {
     pub griffin_lim_iters: usize,
     /// Momentum of fast Griffin-Lim (Perraudin et al.); 0 is plain Griffin-Lim.
     pub momentum: f32,
-    /// Seed of the random initial phase, so that output is reproducible.
+    /// Seed of the initial phases, so that output is reproducible.
     pub seed: u64,
+    /// How Griffin-Lim's phases start: phase-locked from the magnitude's
+    /// peaks (cleaner at equal iterations) or random (librosa's default).
+    pub initial_phase: PhaseInit,
     /// Iterations of the projected-gradient non-negative least squares that
-    /// inverts the mel filterbank; 0 uses the clamped pseudo-inverse alone.
+    /// inverts the mel filterbank; 0 keeps the interpolating first estimate.
     pub inverse_mel_iters: usize,
     /// Highest peak of the produced audio in dBFS: louder clips are scaled
     /// down to it so that 16-bit output never clips; quieter ones keep the
@@ -159,7 +163,7 @@ pub struct VocoderConfig {
 
 impl Default for VocoderConfig {
     fn default() -> Self {
-        Self { griffin_lim_iters: 32, momentum: 0.99, seed: 0, inverse_mel_iters: 30, max_peak_dbfs: -1.0 }
+        Self { griffin_lim_iters: 32, momentum: 0.99, seed: 0, initial_phase: PhaseInit::PhaseLocked, inverse_mel_iters: 30, max_peak_dbfs: -1.0 }
     }
 }
 

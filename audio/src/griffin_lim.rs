@@ -27,6 +27,12 @@ impl GriffinLim {
         Self { stft, iterations, momentum, init: PhaseInit::default() }
     }
 
+    /// The same reconstruction with another iteration count.
+    pub fn with_iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self
+    }
+
     /// The same reconstruction starting from `init` phases.
     pub fn with_init(mut self, init: PhaseInit) -> Self {
         self.init = init;

@@ -37,7 +37,8 @@ impl Vocoder {
         Ok(Self {
             hop_length: signal.hop_length,
             inverse_mel: InverseMel::new(forward.filterbank(), vocoder.inverse_mel_iters),
-            griffin_lim: GriffinLim::new(forward.stft().clone(), vocoder.griffin_lim_iters, vocoder.momentum),
+            griffin_lim: GriffinLim::new(forward.stft().clone(), vocoder.griffin_lim_iters, vocoder.momentum)
+                .with_init(vocoder.initial_phase),
             max_peak: 10f32.powf(vocoder.max_peak_dbfs / 20.0),
         })
     }
@@ -46,8 +47,7 @@ impl Vocoder {
     /// per-request setting of the service).
     pub fn with_iterations(&self, griffin_lim_iters: usize) -> Self {
         let mut other = self.clone();
-        other.griffin_lim =
-            GriffinLim::new(self.griffin_lim.stft().clone(), griffin_lim_iters, self.griffin_lim.momentum());
+        other.griffin_lim = self.griffin_lim.clone().with_iterations(griffin_lim_iters);
         other
     }
 

@@ -1,8 +1,12 @@
 //! `melfuse-train`: the trainer's command line. Wiring only; the work lives in
 //! the library's modules.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use melfuse_train::inspect::{file_mel_db, write_mel_outputs};
+use melfuse_train::signal_args::SignalArgs;
 
 /// melfuse trainer: inspect audio, build corpora, train and export models.
 #[derive(Debug, Parser)]
@@ -13,16 +17,41 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Write the dB mel spectrogram of an audio file as .npy and/or .png.
+    Mel {
+        /// Audio file (WAV, FLAC, OGG Vorbis or MP3).
+        input: PathBuf,
+        /// Output file(s); the extension (.npy or .png) picks the format. Repeatable.
+        #[arg(long, short, required = true)]
+        out: Vec<PathBuf>,
+        /// Only this training segment (0-based) instead of the whole file.
+        #[arg(long)]
+        segment: Option<usize>,
+        #[command(flatten)]
+        signal: SignalArgs,
+    },
+}
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,symphonia=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {}
+    match Cli::parse().command {
+        Command::Mel { input, out, segment, signal } => {
+            let signal = signal.resolve().context("signal parameters")?;
+            let db = file_mel_db(&input, &signal, segment).with_context(|| format!("computing the mel of {}", input.display()))?;
+            write_mel_outputs(&db, &out).context("writing the outputs")?;
+            let (n_mels, frames) = db.dim();
+            let seconds = frames.saturating_sub(1) as f64 * signal.hop_length as f64 / signal.sample_rate as f64;
+            for path in &out {
+                println!("{}: {n_mels} mels × {frames} frames ({seconds:.1} s)", path.display());
+            }
+        }
+    }
+    Ok(())
 }
