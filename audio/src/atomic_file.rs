@@ -14,9 +14,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AudioError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let file_name = path.file_name().ok_or_else(|| {
-        io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"))
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")))?;
     let temporary = dir.join(format!(".{}.{}.partial", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temporary)?;

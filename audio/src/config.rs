@@ -75,8 +75,7 @@ impl SignalConfig {
 
     /// Samples between the starts of consecutive segments.
     pub fn segment_hop_samples(&self) -> usize {
-        ((self.segment_seconds - self.overlap_seconds) as f64 * self.sample_rate as f64).round()
-            as usize
+        ((self.segment_seconds - self.overlap_seconds) as f64 * self.sample_rate as f64).round() as usize
     }
 
     /// Frames the centred STFT yields for `n_samples` samples.
@@ -124,10 +123,7 @@ impl SignalConfig {
             && self.overlap_seconds >= 0.0
             && self.overlap_seconds < self.segment_seconds)
         {
-            return bad(
-                "overlap_seconds",
-                format!("{} must be in [0, segment_seconds)", self.overlap_seconds),
-            );
+            return bad("overlap_seconds", format!("{} must be in [0, segment_seconds)", self.overlap_seconds));
         }
         if self.frame_multiple == 0 || self.model_frames() == 0 {
             return bad(
@@ -163,7 +159,14 @@ pub struct VocoderConfig {
 
 impl Default for VocoderConfig {
     fn default() -> Self {
-        Self { griffin_lim_iters: 32, momentum: 0.99, seed: 0, initial_phase: PhaseInit::PhaseLocked, inverse_mel_iters: 30, max_peak_dbfs: -1.0 }
+        Self {
+            griffin_lim_iters: 32,
+            momentum: 0.99,
+            seed: 0,
+            initial_phase: PhaseInit::PhaseLocked,
+            inverse_mel_iters: 30,
+            max_peak_dbfs: -1.0,
+        }
     }
 }
 

@@ -61,10 +61,7 @@ const MAX_CONSECUTIVE_DEMUX_ERRORS: usize = 32;
 /// recognised from the bytes, so a misnamed file still decodes (and random
 /// bytes named `.flac` are rejected).
 pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
-    let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| AudioError::Io { path: path.to_path_buf(), source })?;
     let extension = path.extension().and_then(|ext| ext.to_str());
     decode_bytes(bytes, extension)
 }
@@ -73,17 +70,12 @@ pub fn decode_file(path: &Path) -> Result<DecodedAudio, AudioError> {
 ///
 /// `extension_hint` is the file's extension without the dot (`"mp3"`), if
 /// known; it only speeds up and disambiguates the container probe.
-pub fn decode_bytes(
-    bytes: Vec<u8>,
-    extension_hint: Option<&str>,
-) -> Result<DecodedAudio, AudioError> {
+pub fn decode_bytes(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
     let byte_count = bytes.len();
-    match catch_unwind(AssertUnwindSafe(|| {
-        decode_stream(bytes, byte_count, extension_hint)
-    })) {
+    match catch_unwind(AssertUnwindSafe(|| decode_stream(bytes, byte_count, extension_hint))) {
         Ok(result) => result,
         Err(panic) => {
             let reason = panic
@@ -91,31 +83,19 @@ pub fn decode_bytes(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown reason".to_string());
-            Err(AudioError::Corrupt {
-                detail: format!("the decoder panicked: {reason}"),
-            })
+            Err(AudioError::Corrupt { detail: format!("the decoder panicked: {reason}") })
         }
     }
 }
 
 /// Probes the container, picks the first audio track and decodes it to the end.
-fn decode_stream(
-    bytes: Vec<u8>,
-    byte_count: usize,
-    extension_hint: Option<&str>,
-) -> Result<DecodedAudio, AudioError> {
+fn decode_stream(bytes: Vec<u8>, byte_count: usize, extension_hint: Option<&str>) -> Result<DecodedAudio, AudioError> {
     let mut hint = Hint::new();
     if let Some(extension) = extension_hint {
         hint.with_extension(extension);
     }
-    let source = MediaSourceStream::new(
-        Box::new(Cursor::new(bytes)),
-        MediaSourceStreamOptions::default(),
-    );
-    let format_options = FormatOptions {
-        enable_gapless: true,
-        ..Default::default()
-    };
+    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
+    let format_options = FormatOptions { enable_gapless: true, ..Default::default() };
     let probed = symphonia::default::get_probe()
         .format(&hint, source, &format_options, &MetadataOptions::default())
         .map_err(probe_error)?;
@@ -131,15 +111,10 @@ fn decode_stream(
     if let Some(rate) = params.sample_rate {
         check_rate(rate)?;
     }
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&params, &DecoderOptions::default())
-        .map_err(|err| match err {
-            SymphoniaError::Unsupported(_) => AudioError::UnsupportedCodec {
-                detail: codec_name(params.codec),
-            },
-            other => AudioError::Corrupt {
-                detail: format!("cannot start the decoder: {other}"),
-            },
+    let mut decoder =
+        symphonia::default::get_codecs().make(&params, &DecoderOptions::default()).map_err(|err| match err {
+            SymphoniaError::Unsupported(_) => AudioError::UnsupportedCodec { detail: codec_name(params.codec) },
+            other => AudioError::Corrupt { detail: format!("cannot start the decoder: {other}") },
         })?;
 
     let mut mono = Downmixer::default();
@@ -166,22 +141,14 @@ fn decode_stream(
                 demux_errors += 1;
                 last_error = reason.to_string();
                 if consecutive_demux_errors > MAX_CONSECUTIVE_DEMUX_ERRORS {
-                    return Err(AudioError::Corrupt {
-                        detail: format!("demuxer: {reason}"),
-                    });
+                    return Err(AudioError::Corrupt { detail: format!("demuxer: {reason}") });
                 }
                 continue;
             }
             Err(SymphoniaError::IoError(err)) => {
-                return Err(AudioError::Corrupt {
-                    detail: format!("reading the stream: {err}"),
-                })
+                return Err(AudioError::Corrupt { detail: format!("reading the stream: {err}") })
             }
-            Err(other) => {
-                return Err(AudioError::Corrupt {
-                    detail: format!("demuxer: {other}"),
-                })
-            }
+            Err(other) => return Err(AudioError::Corrupt { detail: format!("demuxer: {other}") }),
         };
         consecutive_demux_errors = 0;
         if packet.track_id() != track_id {
@@ -205,15 +172,9 @@ fn decode_stream(
             }
             Err(err) if is_end_of_stream(&err) => break,
             Err(SymphoniaError::Unsupported(feature)) => {
-                return Err(AudioError::UnsupportedCodec {
-                    detail: format!("{}: {feature}", codec_name(params.codec)),
-                })
+                return Err(AudioError::UnsupportedCodec { detail: format!("{}: {feature}", codec_name(params.codec)) })
             }
-            Err(other) => {
-                return Err(AudioError::Corrupt {
-                    detail: format!("decoder: {other}"),
-                })
-            }
+            Err(other) => return Err(AudioError::Corrupt { detail: format!("decoder: {other}") }),
         }
     }
 
@@ -221,19 +182,15 @@ fn decode_stream(
     let total_packets = packets + demux_errors;
     let bad_packets = demux_errors + decode_errors;
     if bad_packets > 0
-        && (mono.samples.is_empty()
-            || bad_packets as f64 > MAX_BAD_PACKET_FRACTION * total_packets as f64)
+        && (mono.samples.is_empty() || bad_packets as f64 > MAX_BAD_PACKET_FRACTION * total_packets as f64)
     {
         return Err(AudioError::Corrupt {
-            detail: format!(
-                "{bad_packets} of {total_packets} packets undecodable (last: {last_error})"
-            ),
+            detail: format!("{bad_packets} of {total_packets} packets undecodable (last: {last_error})"),
         });
     }
     let decoded = mono.samples.len() as u64;
     // Frames missing from the middle are damage, not truncation.
-    if skipped_frames as f64 > TRUNCATION_TOLERANCE * decoded.saturating_add(skipped_frames) as f64
-    {
+    if skipped_frames as f64 > TRUNCATION_TOLERANCE * decoded.saturating_add(skipped_frames) as f64 {
         return Err(AudioError::Corrupt {
             detail: format!("{skipped_frames} frames lost to damaged packets in mid-stream"),
         });
@@ -244,17 +201,10 @@ fn decode_stream(
             return Err(AudioError::Truncated { decoded, expected });
         }
     }
-    let (Some(sample_rate), false) = (
-        mono.sample_rate.or(params.sample_rate),
-        mono.samples.is_empty(),
-    ) else {
+    let (Some(sample_rate), false) = (mono.sample_rate.or(params.sample_rate), mono.samples.is_empty()) else {
         return Err(AudioError::Empty);
     };
-    Ok(DecodedAudio {
-        samples: mono.samples,
-        sample_rate,
-        channels: mono.channels,
-    })
+    Ok(DecodedAudio { samples: mono.samples, sample_rate, channels: mono.channels })
 }
 
 /// Accumulates decoded packets as mono samples.
@@ -268,11 +218,7 @@ struct Downmixer {
 
 impl Downmixer {
     /// Appends one decoded packet, averaging its channels.
-    fn push(
-        &mut self,
-        buffer: symphonia::core::audio::AudioBufferRef<'_>,
-        rate: u32,
-    ) -> Result<(), AudioError> {
+    fn push(&mut self, buffer: symphonia::core::audio::AudioBufferRef<'_>, rate: u32) -> Result<(), AudioError> {
         match self.sample_rate {
             None => self.sample_rate = Some(rate),
             Some(first) if first != rate => {
@@ -285,9 +231,7 @@ impl Downmixer {
         let spec = *buffer.spec();
         let channels = spec.channels.count();
         if channels == 0 {
-            return Err(AudioError::Corrupt {
-                detail: "a packet with zero channels".to_string(),
-            });
+            return Err(AudioError::Corrupt { detail: "a packet with zero channels".to_string() });
         }
         self.channels = self.channels.max(channels);
         if buffer.frames() == 0 {
@@ -317,11 +261,7 @@ pub fn downmix_interleaved(interleaved: &[f32], channels: usize, out: &mut Vec<f
         return;
     }
     let scale = 1.0 / channels as f32;
-    out.extend(
-        interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() * scale),
-    );
+    out.extend(interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale));
 }
 
 /// Rejects rates outside [`SUPPORTED_RATES`] before any work is spent on them.
@@ -341,17 +281,11 @@ fn is_end_of_stream(err: &SymphoniaError) -> bool {
 /// Maps a failure to recognise or open the container to a typed error.
 fn probe_error(err: SymphoniaError) -> AudioError {
     match err {
-        SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat {
-            detail: what.to_string(),
-        },
+        SymphoniaError::Unsupported(what) => AudioError::UnsupportedFormat { detail: what.to_string() },
         SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            AudioError::Corrupt {
-                detail: "the file ends inside its header".to_string(),
-            }
+            AudioError::Corrupt { detail: "the file ends inside its header".to_string() }
         }
-        other => AudioError::Corrupt {
-            detail: format!("unreadable header: {other}"),
-        },
+        other => AudioError::Corrupt { detail: format!("unreadable header: {other}") },
     }
 }
 
@@ -401,10 +335,7 @@ mod tests {
     }
 
     fn expected_mono(frames: &[Vec<f64>]) -> Vec<f64> {
-        frames
-            .iter()
-            .map(|f| f.iter().sum::<f64>() / f.len() as f64)
-            .collect()
+        frames.iter().map(|f| f.iter().sum::<f64>() / f.len() as f64).collect()
     }
 
     fn wav_bytes(spec: hound::WavSpec, frames: &[Vec<f64>]) -> Vec<u8> {
@@ -414,18 +345,10 @@ mod tests {
             for &x in frame {
                 match (spec.sample_format, spec.bits_per_sample) {
                     (hound::SampleFormat::Float, _) => writer.write_sample(x as f32).unwrap(),
-                    (hound::SampleFormat::Int, 8) => {
-                        writer.write_sample((x * 127.0).round() as i8).unwrap()
-                    }
-                    (hound::SampleFormat::Int, 16) => {
-                        writer.write_sample((x * 32767.0).round() as i16).unwrap()
-                    }
-                    (hound::SampleFormat::Int, 24) => writer
-                        .write_sample((x * 8_388_607.0).round() as i32)
-                        .unwrap(),
-                    (hound::SampleFormat::Int, _) => writer
-                        .write_sample((x * 2_147_483_647.0).round() as i32)
-                        .unwrap(),
+                    (hound::SampleFormat::Int, 8) => writer.write_sample((x * 127.0).round() as i8).unwrap(),
+                    (hound::SampleFormat::Int, 16) => writer.write_sample((x * 32767.0).round() as i16).unwrap(),
+                    (hound::SampleFormat::Int, 24) => writer.write_sample((x * 8_388_607.0).round() as i32).unwrap(),
+                    (hound::SampleFormat::Int, _) => writer.write_sample((x * 2_147_483_647.0).round() as i32).unwrap(),
                 }
             }
         }
@@ -466,21 +389,14 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{bits}-bit {format:?} x{channels}: {e}"));
                 assert_eq!(decoded.sample_rate, rate);
                 assert_eq!(decoded.channels, channels);
-                assert_eq!(
-                    decoded.samples.len(),
-                    expected.len(),
-                    "{bits}-bit {format:?}"
-                );
+                assert_eq!(decoded.samples.len(), expected.len(), "{bits}-bit {format:?}");
                 let worst = decoded
                     .samples
                     .iter()
                     .zip(&expected)
                     .map(|(&got, &want)| (got as f64 - want).abs())
                     .fold(0.0, f64::max);
-                assert!(
-                    worst < tolerance,
-                    "{bits}-bit {format:?} x{channels}: error {worst}"
-                );
+                assert!(worst < tolerance, "{bits}-bit {format:?} x{channels}: error {worst}");
             }
         }
     }
@@ -511,15 +427,9 @@ mod tests {
 
     #[test]
     fn empty_and_garbage_inputs_give_typed_errors() {
-        assert!(matches!(
-            decode_bytes(Vec::new(), Some("wav")),
-            Err(AudioError::Empty)
-        ));
+        assert!(matches!(decode_bytes(Vec::new(), Some("wav")), Err(AudioError::Empty)));
         let text = b"this is not audio at all, just some text".repeat(20);
-        assert!(matches!(
-            decode_bytes(text, Some("mp3")),
-            Err(AudioError::UnsupportedFormat { .. })
-        ));
+        assert!(matches!(decode_bytes(text, Some("mp3")), Err(AudioError::UnsupportedFormat { .. })));
     }
 
     #[test]
@@ -531,10 +441,7 @@ mod tests {
             sample_format: hound::SampleFormat::Int,
         };
         let bytes = wav_bytes(spec, &test_frames(100, 1, 4000));
-        assert!(matches!(
-            decode_bytes(bytes, None),
-            Err(AudioError::UnsupportedSampleRate { rate: 4000 })
-        ));
+        assert!(matches!(decode_bytes(bytes, None), Err(AudioError::UnsupportedSampleRate { rate: 4000 })));
     }
 
     #[test]

@@ -105,7 +105,9 @@ mod tests {
             .map(|i| {
                 let t = i as f32 / 8000.0;
                 let envelope = (t * 3.0 * std::f32::consts::PI).sin().abs();
-                envelope * ((440.0 * std::f32::consts::TAU * t).sin() + 0.5 * (660.0 * std::f32::consts::TAU * t).sin()) * 0.3
+                envelope
+                    * ((440.0 * std::f32::consts::TAU * t).sin() + 0.5 * (660.0 * std::f32::consts::TAU * t).sin())
+                    * 0.3
             })
             .collect()
     }
@@ -120,10 +122,12 @@ mod tests {
         let x = test_signal(16_000);
         let target = magnitude(&stft, &x);
         let sc = |iters, momentum, init| {
-            let y = GriffinLim::new(stft.clone(), iters, momentum).with_init(init).reconstruct(target.view(), x.len(), 3);
+            let y =
+                GriffinLim::new(stft.clone(), iters, momentum).with_init(init).reconstruct(target.view(), x.len(), 3);
             spectral_convergence(&stft, target.view(), &y)
         };
-        let (start, slow, fast) = (sc(0, 0.99, PhaseInit::Random), sc(32, 0.0, PhaseInit::Random), sc(32, 0.99, PhaseInit::Random));
+        let (start, slow, fast) =
+            (sc(0, 0.99, PhaseInit::Random), sc(32, 0.0, PhaseInit::Random), sc(32, 0.99, PhaseInit::Random));
         assert!(slow < start * 0.8, "plain GL should improve on random phase: {start} → {slow}");
         assert!(fast < slow, "momentum should beat plain GL: {fast} vs {slow}");
         assert!(fast < 0.25, "fast GL after 32 iterations: {fast}");

@@ -29,7 +29,13 @@ pub enum PhaseInit {
 const PEAK_FLOOR_DB: f32 = 60.0;
 
 /// Unit phasors `[frames, n_freqs]` to start Griffin-Lim from.
-pub fn initial_phases(init: PhaseInit, magnitude: ArrayView2<'_, f32>, n_fft: usize, hop_length: usize, seed: u64) -> Array2<Complex32> {
+pub fn initial_phases(
+    init: PhaseInit,
+    magnitude: ArrayView2<'_, f32>,
+    n_fft: usize,
+    hop_length: usize,
+    seed: u64,
+) -> Array2<Complex32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     match init {
         PhaseInit::Random => {
@@ -39,7 +45,12 @@ pub fn initial_phases(init: PhaseInit, magnitude: ArrayView2<'_, f32>, n_fft: us
     }
 }
 
-fn phase_locked(magnitude: ArrayView2<'_, f32>, n_fft: usize, hop_length: usize, rng: &mut ChaCha8Rng) -> Array2<Complex32> {
+fn phase_locked(
+    magnitude: ArrayView2<'_, f32>,
+    n_fft: usize,
+    hop_length: usize,
+    rng: &mut ChaCha8Rng,
+) -> Array2<Complex32> {
     let (n_frames, n_freqs) = magnitude.dim();
     let mut phases = Array2::<Complex32>::zeros((n_frames, n_freqs));
     // Phase at the frame centre of the partial each bin belonged to in the
@@ -55,7 +66,8 @@ fn phase_locked(magnitude: ArrayView2<'_, f32>, n_fft: usize, hop_length: usize,
             let low = if i == 0 { 0 } else { lowest_between(&row, peaks[i - 1], peak) + 1 };
             let high = if i + 1 == peaks.len() { n_freqs - 1 } else { lowest_between(&row, peak, peaks[i + 1]) };
             let frequency = TAU * (peak as f32 + interpolated_offset(&row, peak)) / n_fft as f32;
-            let centre = if frame == 0 { centre_phase[peak] } else { wrap(centre_phase[peak] + frequency * hop_length as f32) };
+            let centre =
+                if frame == 0 { centre_phase[peak] } else { wrap(centre_phase[peak] + frequency * hop_length as f32) };
             for k in low..=high {
                 // Across a centred window's main lobe, adjacent bins differ by π.
                 phases[[frame, k]] = Complex32::from_polar(1.0, centre - PI * k as f32);

@@ -37,7 +37,12 @@ impl InverseMel {
     /// from mel power `[n_mels, frames]`. Negative inputs are treated as 0.
     pub fn power(&self, mel_power: ArrayView2<'_, f32>) -> Array2<f32> {
         let (n_mels, n_frames) = mel_power.dim();
-        assert_eq!(n_mels, self.filterbank.n_mels(), "mel input has {n_mels} bands, filterbank {}", self.filterbank.n_mels());
+        assert_eq!(
+            n_mels,
+            self.filterbank.n_mels(),
+            "mel input has {n_mels} bands, filterbank {}",
+            self.filterbank.n_mels()
+        );
         let n_freqs = self.filterbank.n_freqs();
         let mut out = Array2::<f32>::zeros((n_frames, n_freqs));
         out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(

@@ -24,11 +24,7 @@ pub fn load_mono(path: &Path, sample_rate: u32) -> Result<Vec<f32>, AudioError> 
 
 /// Like [`load_mono`], for a file already in memory; `extension_hint` is its
 /// extension without the dot, if known.
-pub fn load_mono_bytes(
-    bytes: Vec<u8>,
-    extension_hint: Option<&str>,
-    sample_rate: u32,
-) -> Result<Vec<f32>, AudioError> {
+pub fn load_mono_bytes(bytes: Vec<u8>, extension_hint: Option<&str>, sample_rate: u32) -> Result<Vec<f32>, AudioError> {
     finish(decode_bytes(bytes, extension_hint)?, sample_rate)
 }
 
@@ -83,11 +79,7 @@ mod tests {
             let mut samples = vec![0.0f32; 8000];
             samples[100] = level;
             let result = load_mono_bytes(wav_bytes(&samples, 8000), Some("wav"), 8000);
-            assert_eq!(
-                matches!(result, Err(AudioError::Silent { .. })),
-                silent,
-                "level {level}"
-            );
+            assert_eq!(matches!(result, Err(AudioError::Silent { .. })), silent, "level {level}");
         }
     }
 

@@ -27,7 +27,13 @@ impl MelSpectrogram {
         Ok(Self {
             config: config.clone(),
             stft: Stft::new(config.n_fft, config.hop_length)?,
-            filterbank: MelFilterbank::new(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax_hz())?,
+            filterbank: MelFilterbank::new(
+                config.sample_rate,
+                config.n_fft,
+                config.n_mels,
+                config.fmin,
+                config.fmax_hz(),
+            )?,
         })
     }
 
@@ -48,9 +54,9 @@ impl MelSpectrogram {
 
     /// Mel power spectrogram `[n_mels, frames]` of samples at `sample_rate`.
     pub fn power(&self, samples: &[f32]) -> Array2<f32> {
-        let frame_major = self
-            .stft
-            .map_frames(samples, self.filterbank.n_mels(), |spectrum, mel| self.filterbank.apply_power_frame(spectrum, mel));
+        let frame_major = self.stft.map_frames(samples, self.filterbank.n_mels(), |spectrum, mel| {
+            self.filterbank.apply_power_frame(spectrum, mel)
+        });
         frame_major.reversed_axes().as_standard_layout().into_owned()
     }
 
@@ -84,21 +90,30 @@ mod tests {
     use super::*;
 
     fn small_config() -> SignalConfig {
-        SignalConfig { sample_rate: 16_000, n_fft: 512, hop_length: 128, n_mels: 40, segment_seconds: 1.0, overlap_seconds: 0.0, frame_multiple: 8, ..Default::default() }
+        SignalConfig {
+            sample_rate: 16_000,
+            n_fft: 512,
+            hop_length: 128,
+            n_mels: 40,
+            segment_seconds: 1.0,
+            overlap_seconds: 0.0,
+            frame_multiple: 8,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn a_tone_lands_in_the_band_around_its_frequency() {
         let cfg = small_config();
         let mel = MelSpectrogram::new(&cfg).unwrap();
-        let tone: Vec<f32> = (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 2000.0 * i as f32 / 16_000.0).sin()).collect();
+        let tone: Vec<f32> =
+            (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 2000.0 * i as f32 / 16_000.0).sin()).collect();
         let db = mel.db(&tone);
         assert_eq!(db.dim(), (40, 126));
         let column = db.column(60);
         let loudest = column.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-        let centre_hz = crate::mel_filterbank::mel_to_hz(
-            crate::mel_filterbank::hz_to_mel(8000.0) * (loudest + 1) as f64 / 41.0,
-        );
+        let centre_hz =
+            crate::mel_filterbank::mel_to_hz(crate::mel_filterbank::hz_to_mel(8000.0) * (loudest + 1) as f64 / 41.0);
         assert!((centre_hz - 2000.0).abs() < 150.0, "band {loudest} centred at {centre_hz} Hz");
     }
 
@@ -113,7 +128,8 @@ mod tests {
     fn model_input_is_cropped_and_in_unit_range() {
         let cfg = small_config();
         let mel = MelSpectrogram::new(&cfg).unwrap();
-        let noise: Vec<f32> = (0..16_000u32).map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65_536.0) - 0.5).collect();
+        let noise: Vec<f32> =
+            (0..16_000u32).map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65_536.0) - 0.5).collect();
         let x = mel.model_input(&noise, &DbRange::new(-60.0, 20.0).unwrap());
         assert_eq!(x.dim(), (40, 120));
         assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));

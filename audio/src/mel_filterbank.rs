@@ -68,9 +68,8 @@ impl MelFilterbank {
         let n_freqs = n_fft / 2 + 1;
         let bin_hz = |k: usize| k as f64 * sample_rate as f64 / n_fft as f64;
         let (mel_lo, mel_hi) = (hz_to_mel(fmin as f64), hz_to_mel(fmax as f64));
-        let edges: Vec<f64> = (0..n_mels + 2)
-            .map(|i| mel_to_hz(mel_lo + (mel_hi - mel_lo) * i as f64 / (n_mels + 1) as f64))
-            .collect();
+        let edges: Vec<f64> =
+            (0..n_mels + 2).map(|i| mel_to_hz(mel_lo + (mel_hi - mel_lo) * i as f64 / (n_mels + 1) as f64)).collect();
         let bands = (0..n_mels)
             .map(|m| {
                 let (lo, centre, hi) = (edges[m], edges[m + 1], edges[m + 2]);
@@ -83,7 +82,9 @@ impl MelFilterbank {
                 };
                 let nonzero: Vec<usize> = (0..n_freqs).filter(|&k| weight(k) > 0.0).collect();
                 match (nonzero.first(), nonzero.last()) {
-                    (Some(&first), Some(&last)) => MelBand { first_bin: first, weights: (first..=last).map(weight).collect() },
+                    (Some(&first), Some(&last)) => {
+                        MelBand { first_bin: first, weights: (first..=last).map(weight).collect() }
+                    }
                     _ => MelBand { first_bin: 0, weights: Vec::new() },
                 }
             })

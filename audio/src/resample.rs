@@ -65,9 +65,7 @@ pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32
 
     let chunk = block_frames(from_rate, to_rate);
     let mut resampler = FftFixedIn::<f32>::new(from_rate as usize, to_rate as usize, chunk, 1, 1)
-        .map_err(|err| AudioError::Resample {
-        detail: err.to_string(),
-    })?;
+        .map_err(|err| AudioError::Resample { detail: err.to_string() })?;
     // The resampler's output starts `delay` frames late: produce that many
     // extra frames (feeding zeros past the end) and drop them from the front.
     let delay = resampler.output_delay();
@@ -93,22 +91,13 @@ pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32
         }
         position += chunk;
         let (_, produced) = resampler
-            .process_into_buffer(
-                std::slice::from_ref(&block_in),
-                std::slice::from_mut(&mut block_out),
-                None,
-            )
-            .map_err(|err| AudioError::Resample {
-                detail: err.to_string(),
-            })?;
+            .process_into_buffer(std::slice::from_ref(&block_in), std::slice::from_mut(&mut block_out), None)
+            .map_err(|err| AudioError::Resample { detail: err.to_string() })?;
         output.extend_from_slice(&block_out[..produced]);
     }
     if output.len() < wanted {
         return Err(AudioError::Resample {
-            detail: format!(
-                "produced {} of {wanted} frames within the call budget",
-                output.len()
-            ),
+            detail: format!("produced {} of {wanted} frames within the call budget", output.len()),
         });
     }
     output.truncate(wanted);
@@ -122,9 +111,7 @@ mod tests {
     use std::f64::consts::PI;
 
     fn sine(freq: f64, rate: u32, len: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (0.5 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as f32)
-            .collect()
+        (0..len).map(|i| (0.5 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as f32).collect()
     }
 
     /// Frequency estimated from the rising zero crossings in the middle of `x`.
@@ -156,16 +143,13 @@ mod tests {
 
     #[test]
     fn output_length_is_rounded_ratio() {
-        let rates = [
-            8_000, 11_025, 16_000, 22_050, 32_000, 44_100, 48_000, 96_000, 192_000,
-        ];
+        let rates = [8_000, 11_025, 16_000, 22_050, 32_000, 44_100, 48_000, 96_000, 192_000];
         for &from in &rates {
             for &to in &[22_050u32, 44_100, 48_000] {
                 for len in [0usize, 1, 7, 1000, 12_345] {
                     let x = sine(440.0, from, len);
                     let y = resample(&x, from, to).unwrap();
-                    let expected =
-                        ((len as f64 * f64::from(to) / f64::from(from)) + 0.5).floor() as usize;
+                    let expected = ((len as f64 * f64::from(to) / f64::from(from)) + 0.5).floor() as usize;
                     assert_eq!(y.len(), expected, "{len} samples {from} -> {to}");
                 }
             }
@@ -180,15 +164,9 @@ mod tests {
         assert!((freq - 1000.0).abs() < 0.1, "measured {freq} Hz");
         // The delay is trimmed: the output is the same sine sampled at 44.1 kHz.
         let expected = sine(1000.0, 44_100, y.len());
-        let worst = y[1000..y.len() - 1000]
-            .iter()
-            .zip(&expected[1000..])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            worst < 1e-3,
-            "largest deviation from the ideal sine: {worst}"
-        );
+        let worst =
+            y[1000..y.len() - 1000].iter().zip(&expected[1000..]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "largest deviation from the ideal sine: {worst}");
     }
 
     #[test]
@@ -196,11 +174,8 @@ mod tests {
         let x = sine(440.0, 22_050, 22_050);
         let y = resample(&x, 22_050, 44_100).unwrap();
         let expected = sine(440.0, 44_100, y.len());
-        let worst = y[2000..y.len() - 2000]
-            .iter()
-            .zip(&expected[2000..])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst =
+            y[2000..y.len() - 2000].iter().zip(&expected[2000..]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-3, "largest deviation: {worst}");
     }
 
@@ -214,19 +189,10 @@ mod tests {
 
     #[test]
     fn unsupported_rates_are_invalid_parameters() {
-        assert!(matches!(
-            resample(&[0.0; 10], 0, 44_100),
-            Err(AudioError::InvalidParameter {
-                name: "from_rate",
-                ..
-            })
-        ));
+        assert!(matches!(resample(&[0.0; 10], 0, 44_100), Err(AudioError::InvalidParameter { name: "from_rate", .. })));
         assert!(matches!(
             resample(&[0.0; 10], 44_100, 1_000_000),
-            Err(AudioError::InvalidParameter {
-                name: "to_rate",
-                ..
-            })
+            Err(AudioError::InvalidParameter { name: "to_rate", .. })
         ));
     }
 }

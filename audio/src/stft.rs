@@ -32,9 +32,7 @@ impl std::fmt::Debug for Stft {
 
 /// The periodic Hann window of length `n` (scipy's `get_window('hann', n)`).
 pub fn hann_window(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32)
-        .collect()
+    (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32).collect()
 }
 
 /// Index of sample `i` (possibly outside `0..len`) under numpy's `reflect`
@@ -52,7 +50,10 @@ impl Stft {
     /// Plans an STFT with window length `n_fft` and frame step `hop_length`.
     pub fn new(n_fft: usize, hop_length: usize) -> Result<Self, AudioError> {
         if n_fft < 2 || !n_fft.is_multiple_of(2) {
-            return Err(AudioError::InvalidParameter { name: "n_fft", detail: format!("{n_fft} must be even and ≥ 2") });
+            return Err(AudioError::InvalidParameter {
+                name: "n_fft",
+                detail: format!("{n_fft} must be even and ≥ 2"),
+            });
         }
         if hop_length == 0 || hop_length > n_fft {
             return Err(AudioError::InvalidParameter {
@@ -131,7 +132,10 @@ impl Stft {
         F: Fn(&[Complex32], &mut [T]) + Sync,
     {
         const FRAMES_PER_TASK: usize = 32;
-        assert!(samples.is_empty() || out.nrows() == self.n_frames(samples.len()), "output has the wrong number of frames");
+        assert!(
+            samples.is_empty() || out.nrows() == self.n_frames(samples.len()),
+            "output has the wrong number of frames"
+        );
         out.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK).into_par_iter().enumerate().for_each_init(
             || (self.forward.make_input_vec(), self.forward.make_output_vec(), self.forward.make_scratch_vec()),
             |(input, spectrum, scratch), (chunk_index, mut rows)| {
@@ -202,24 +206,20 @@ impl Stft {
         assert_eq!(spectrum.ncols(), n_freqs, "spectrum has {} bins, STFT expects {n_freqs}", spectrum.ncols());
         let scale = 1.0 / self.n_fft as f32;
         let mut frames = Array2::<f32>::zeros((spectrum.nrows(), self.n_fft));
-        frames
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(spectrum.axis_iter(Axis(0)).into_par_iter())
-            .for_each_init(
-                || (self.inverse.make_input_vec(), self.inverse.make_scratch_vec()),
-                |(input, scratch), (mut frame, bins)| {
-                    input.iter_mut().zip(bins.iter()).for_each(|(d, s)| *d = *s);
-                    // The inverse real FFT requires real DC and Nyquist bins.
-                    input[0].im = 0.0;
-                    input[n_freqs - 1].im = 0.0;
-                    let out = frame.as_slice_mut().expect("rows of a standard-layout array are contiguous");
-                    let _ = self.inverse.process_with_scratch(input, out, scratch);
-                    for (v, w) in out.iter_mut().zip(&self.window) {
-                        *v *= w * scale;
-                    }
-                },
-            );
+        frames.axis_iter_mut(Axis(0)).into_par_iter().zip(spectrum.axis_iter(Axis(0)).into_par_iter()).for_each_init(
+            || (self.inverse.make_input_vec(), self.inverse.make_scratch_vec()),
+            |(input, scratch), (mut frame, bins)| {
+                input.iter_mut().zip(bins.iter()).for_each(|(d, s)| *d = *s);
+                // The inverse real FFT requires real DC and Nyquist bins.
+                input[0].im = 0.0;
+                input[n_freqs - 1].im = 0.0;
+                let out = frame.as_slice_mut().expect("rows of a standard-layout array are contiguous");
+                let _ = self.inverse.process_with_scratch(input, out, scratch);
+                for (v, w) in out.iter_mut().zip(&self.window) {
+                    *v *= w * scale;
+                }
+            },
+        );
         frames
     }
 }
@@ -254,7 +254,8 @@ mod tests {
         let n_fft = 256;
         let stft = Stft::new(n_fft, 64).unwrap();
         let bin = 20.0;
-        let x: Vec<f32> = (0..4000).map(|i| (2.0 * std::f32::consts::PI * bin * i as f32 / n_fft as f32).sin()).collect();
+        let x: Vec<f32> =
+            (0..4000).map(|i| (2.0 * std::f32::consts::PI * bin * i as f32 / n_fft as f32).sin()).collect();
         let p = stft.power(&x);
         let row = p.row(10);
         let peak = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;

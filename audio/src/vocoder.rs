@@ -25,7 +25,10 @@ impl Vocoder {
     /// Plans the vocoder for `signal` with the settings in `vocoder`.
     pub fn new(signal: &SignalConfig, vocoder: &VocoderConfig) -> Result<Self, AudioError> {
         if !(vocoder.momentum.is_finite() && (0.0..1.0).contains(&vocoder.momentum)) {
-            return Err(AudioError::InvalidParameter { name: "momentum", detail: format!("{} must be in [0, 1)", vocoder.momentum) });
+            return Err(AudioError::InvalidParameter {
+                name: "momentum",
+                detail: format!("{} must be in [0, 1)", vocoder.momentum),
+            });
         }
         if !(vocoder.max_peak_dbfs.is_finite() && vocoder.max_peak_dbfs <= 0.0) {
             return Err(AudioError::InvalidParameter {
@@ -94,7 +97,8 @@ mod tests {
     #[test]
     fn a_tone_comes_back_as_the_same_tone() {
         let cfg = config();
-        let tone: Vec<f32> = (0..16_000).map(|i| 0.5 * (std::f32::consts::TAU * 1000.0 * i as f32 / 16_000.0).sin()).collect();
+        let tone: Vec<f32> =
+            (0..16_000).map(|i| 0.5 * (std::f32::consts::TAU * 1000.0 * i as f32 / 16_000.0).sin()).collect();
         let mel_db = MelSpectrogram::new(&cfg).unwrap().db(&tone);
         let vocoder = Vocoder::new(&cfg, &VocoderConfig::default()).unwrap();
         let audio = vocoder.db_to_audio(mel_db.view(), 0);

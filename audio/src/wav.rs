@@ -9,7 +9,8 @@ use crate::error::AudioError;
 /// Mono 16-bit PCM WAV bytes of `samples` (in [-1, 1]; beyond is clipped,
 /// non-finite samples become silence) at `sample_rate`.
 pub fn encode_wav_pcm16(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>, AudioError> {
-    let spec = hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut bytes = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
     {
         let mut writer = hound::WavWriter::new(&mut bytes, spec)?;

@@ -13,9 +13,7 @@ use melfuse_audio::AudioError;
 const QUICK: Duration = Duration::from_secs(2);
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
 /// Decodes a fixture and checks that it took no longer than [`QUICK`].
@@ -35,69 +33,15 @@ struct Good {
 }
 
 const GOOD: [Good; 9] = [
-    Good {
-        name: "tone_44k_stereo_s16.wav",
-        rate: 44_100,
-        channels: 2,
-        frames: 132_300,
-        lossy: false,
-    },
-    Good {
-        name: "tone_22k_mono_u8.wav",
-        rate: 22_050,
-        channels: 1,
-        frames: 66_150,
-        lossy: false,
-    },
-    Good {
-        name: "tone_48k_s24.wav",
-        rate: 48_000,
-        channels: 1,
-        frames: 24_000,
-        lossy: false,
-    },
-    Good {
-        name: "tone_32k_s32.wav",
-        rate: 32_000,
-        channels: 1,
-        frames: 16_000,
-        lossy: false,
-    },
-    Good {
-        name: "tone_16k_f32.wav",
-        rate: 16_000,
-        channels: 1,
-        frames: 8_000,
-        lossy: false,
-    },
-    Good {
-        name: "tone_44k.flac",
-        rate: 44_100,
-        channels: 2,
-        frames: 132_300,
-        lossy: false,
-    },
-    Good {
-        name: "tone_44k.ogg",
-        rate: 44_100,
-        channels: 2,
-        frames: 132_300,
-        lossy: true,
-    },
-    Good {
-        name: "tone_44k.mp3",
-        rate: 44_100,
-        channels: 2,
-        frames: 132_300,
-        lossy: true,
-    },
-    Good {
-        name: "tone_48k_6ch.wav",
-        rate: 48_000,
-        channels: 6,
-        frames: 12_000,
-        lossy: false,
-    },
+    Good { name: "tone_44k_stereo_s16.wav", rate: 44_100, channels: 2, frames: 132_300, lossy: false },
+    Good { name: "tone_22k_mono_u8.wav", rate: 22_050, channels: 1, frames: 66_150, lossy: false },
+    Good { name: "tone_48k_s24.wav", rate: 48_000, channels: 1, frames: 24_000, lossy: false },
+    Good { name: "tone_32k_s32.wav", rate: 32_000, channels: 1, frames: 16_000, lossy: false },
+    Good { name: "tone_16k_f32.wav", rate: 16_000, channels: 1, frames: 8_000, lossy: false },
+    Good { name: "tone_44k.flac", rate: 44_100, channels: 2, frames: 132_300, lossy: false },
+    Good { name: "tone_44k.ogg", rate: 44_100, channels: 2, frames: 132_300, lossy: true },
+    Good { name: "tone_44k.mp3", rate: 44_100, channels: 2, frames: 132_300, lossy: true },
+    Good { name: "tone_48k_6ch.wav", rate: 48_000, channels: 6, frames: 12_000, lossy: false },
 ];
 
 #[test]
@@ -107,15 +51,8 @@ fn every_good_fixture_decodes_to_its_rate_and_length_as_mono() {
         assert_eq!(decoded.sample_rate, good.rate, "{}", good.name);
         assert_eq!(decoded.channels, good.channels, "{}", good.name);
         if good.lossy {
-            let off =
-                (decoded.samples.len() as f64 - good.frames as f64).abs() / good.frames as f64;
-            assert!(
-                off <= 0.01,
-                "{}: {} samples, expected about {}",
-                good.name,
-                decoded.samples.len(),
-                good.frames
-            );
+            let off = (decoded.samples.len() as f64 - good.frames as f64).abs() / good.frames as f64;
+            assert!(off <= 0.01, "{}: {} samples, expected about {}", good.name, decoded.samples.len(), good.frames);
         } else {
             assert_eq!(decoded.samples.len(), good.frames, "{}", good.name);
         }
@@ -140,14 +77,9 @@ fn lossy_decodes_are_time_aligned_with_the_source() {
     for name in ["tone_44k.mp3", "tone_44k.ogg"] {
         let lossy = decode_quickly(name).unwrap().samples;
         let n = wav.len().min(lossy.len());
-        let dot = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                .sum::<f64>()
-        };
-        let correlation = dot(&wav[..n], &lossy[..n])
-            / (dot(&wav[..n], &wav[..n]) * dot(&lossy[..n], &lossy[..n])).sqrt();
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
+        let correlation =
+            dot(&wav[..n], &lossy[..n]) / (dot(&wav[..n], &wav[..n]) * dot(&lossy[..n], &lossy[..n])).sqrt();
         assert!(correlation > 0.95, "{name}: correlation {correlation}");
     }
 }
@@ -155,8 +87,7 @@ fn lossy_decodes_are_time_aligned_with_the_source() {
 #[test]
 fn load_mono_resamples_every_good_fixture_to_44k1() {
     for good in &GOOD {
-        let samples =
-            load_mono(&fixture(good.name), 44_100).unwrap_or_else(|e| panic!("{}: {e}", good.name));
+        let samples = load_mono(&fixture(good.name), 44_100).unwrap_or_else(|e| panic!("{}: {e}", good.name));
         let decoded_len = decode_file(&fixture(good.name)).unwrap().samples.len();
         let expected = (decoded_len as f64 * 44_100.0 / f64::from(good.rate)).round() as usize;
         assert_eq!(samples.len(), expected, "{}", good.name);
@@ -168,10 +99,7 @@ fn truncated_mp3_is_truncated() {
     match decode_quickly("broken/truncated.mp3") {
         Err(AudioError::Truncated { decoded, expected }) => {
             assert_eq!(expected, 132_300);
-            assert!(
-                decoded > 0 && decoded < expected * 6 / 10,
-                "decoded {decoded}"
-            );
+            assert!(decoded > 0 && decoded < expected * 6 / 10, "decoded {decoded}");
         }
         other => panic!("expected Truncated, got {other:?}"),
     }
@@ -190,19 +118,13 @@ fn truncated_flac_is_truncated() {
 
 #[test]
 fn zero_byte_file_is_empty() {
-    assert!(matches!(
-        decode_quickly("broken/zero_bytes.wav"),
-        Err(AudioError::Empty)
-    ));
+    assert!(matches!(decode_quickly("broken/zero_bytes.wav"), Err(AudioError::Empty)));
 }
 
 #[test]
 fn header_without_data_is_truncated_to_nothing() {
     match decode_quickly("broken/header_only.wav") {
-        Err(AudioError::Truncated {
-            decoded: 0,
-            expected: 44_100,
-        }) => {}
+        Err(AudioError::Truncated { decoded: 0, expected: 44_100 }) => {}
         other => panic!("expected Truncated {{ decoded: 0, expected: 44100 }}, got {other:?}"),
     }
 }
@@ -279,13 +201,7 @@ impl Damage {
 #[test]
 fn damaged_and_cut_files_never_panic_or_hang() {
     let mut damage = Damage(0x9E37_79B9_7F4A_7C15);
-    for name in [
-        "tone_44k.flac",
-        "tone_44k.ogg",
-        "tone_44k.mp3",
-        "tone_48k_s24.wav",
-        "tone_16k_f32.wav",
-    ] {
+    for name in ["tone_44k.flac", "tone_44k.ogg", "tone_44k.mp3", "tone_48k_s24.wav", "tone_16k_f32.wav"] {
         let original = std::fs::read(fixture(name)).unwrap();
         let extension = name.rsplit('.').next();
         for round in 0..12 {
@@ -303,16 +219,9 @@ fn damaged_and_cut_files_never_panic_or_hang() {
             }
             let start = Instant::now();
             let result = decode_bytes(bytes, extension);
-            assert!(
-                start.elapsed() < QUICK,
-                "{name} round {round} took {:?}",
-                start.elapsed()
-            );
+            assert!(start.elapsed() < QUICK, "{name} round {round} took {:?}", start.elapsed());
             if let Ok(decoded) = result {
-                assert!(
-                    !decoded.samples.is_empty(),
-                    "{name} round {round}: Ok but empty"
-                );
+                assert!(!decoded.samples.is_empty(), "{name} round {round}: Ok but empty");
             }
         }
     }

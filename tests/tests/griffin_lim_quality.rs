@@ -26,7 +26,9 @@ fn spectral_convergence_is_no_worse_than_librosa() {
     let seeds: Vec<u64> = case["seeds"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
     let ours: Vec<f32> = seeds
         .iter()
-        .map(|&seed| spectral_convergence(&stft, magnitude.view(), &griffin_lim.reconstruct(magnitude.view(), length, seed)))
+        .map(|&seed| {
+            spectral_convergence(&stft, magnitude.view(), &griffin_lim.reconstruct(magnitude.view(), length, seed))
+        })
         .collect();
     let theirs: Vec<f32> =
         seeds.iter().map(|s| librosa["spectral_convergence"][s.to_string()].as_f64().unwrap() as f32).collect();

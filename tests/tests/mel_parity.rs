@@ -54,12 +54,8 @@ fn resampled_mel_is_close_to_librosa_load() {
         let reference: Array2<f32> = read_npy(reference_file(&format!("resampled_mel/{name}.npy"))).unwrap();
         assert_eq!(ours.dim(), reference.dim(), "{name}: shape");
         let peak = reference.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let audible: Vec<f32> = ours
-            .iter()
-            .zip(reference.iter())
-            .filter(|(_, r)| **r > peak - 60.0)
-            .map(|(a, b)| (a - b).abs())
-            .collect();
+        let audible: Vec<f32> =
+            ours.iter().zip(reference.iter()).filter(|(_, r)| **r > peak - 60.0).map(|(a, b)| (a - b).abs()).collect();
         let mean = audible.iter().sum::<f32>() / audible.len() as f32;
         println!("{name}: {} audible bins, mean |Δ| = {mean:.4} dB", audible.len());
         assert!(mean < 0.5, "{name}: mean |Δ| {mean} dB over audible bins");

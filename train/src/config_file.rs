@@ -32,7 +32,8 @@ pub enum ConfigFileError {
 /// The stage's configuration from `path`, or its defaults when there is none.
 pub fn load_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigFileError> {
     let Some(path) = path else { return Ok(T::default()) };
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
     toml::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_path_buf(), source })
 }
 
@@ -58,6 +59,9 @@ mod tests {
         std::fs::write(&path, "n_mel = 64\n").unwrap();
         let message = load_config::<SignalConfig>(Some(&path)).unwrap_err().to_string();
         assert!(message.contains("bad.toml") && message.contains("n_mel"), "{message}");
-        assert!(matches!(load_config::<SignalConfig>(Some(&dir.path().join("none.toml"))), Err(ConfigFileError::Read { .. })));
+        assert!(matches!(
+            load_config::<SignalConfig>(Some(&dir.path().join("none.toml"))),
+            Err(ConfigFileError::Read { .. })
+        ));
     }
 }

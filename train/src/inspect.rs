@@ -91,7 +91,8 @@ pub fn write_mel_outputs(db: &Array2<f32>, outputs: &[PathBuf]) -> Result<(), In
         let bytes = match format {
             MelOutputFormat::Npy => {
                 let mut bytes = Vec::new();
-                db.write_npy(&mut bytes).map_err(|e| InspectError::Npy { path: path.clone(), detail: e.to_string() })?;
+                db.write_npy(&mut bytes)
+                    .map_err(|e| InspectError::Npy { path: path.clone(), detail: e.to_string() })?;
                 bytes
             }
             MelOutputFormat::Png => {
@@ -112,14 +113,23 @@ mod tests {
 
     fn tone_file(dir: &Path, seconds: f32, rate: u32) -> PathBuf {
         let path = dir.join("tone.wav");
-        let samples: Vec<f32> =
-            (0..(seconds * rate as f32) as usize).map(|i| 0.3 * (std::f32::consts::TAU * 440.0 * i as f32 / rate as f32).sin()).collect();
+        let samples: Vec<f32> = (0..(seconds * rate as f32) as usize)
+            .map(|i| 0.3 * (std::f32::consts::TAU * 440.0 * i as f32 / rate as f32).sin())
+            .collect();
         melfuse_audio::wav::write_wav_pcm16(&path, &samples, rate).unwrap();
         path
     }
 
     fn small_signal() -> SignalConfig {
-        SignalConfig { sample_rate: 16_000, n_fft: 512, hop_length: 128, n_mels: 40, segment_seconds: 1.0, overlap_seconds: 0.5, ..Default::default() }
+        SignalConfig {
+            sample_rate: 16_000,
+            n_fft: 512,
+            hop_length: 128,
+            n_mels: 40,
+            segment_seconds: 1.0,
+            overlap_seconds: 0.5,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -146,7 +156,10 @@ mod tests {
         assert_eq!(read_npy::<_, Array2<f32>>(&npy).unwrap(), db);
         assert_eq!(png_size(&png), (5, 8));
         let bad = dir.path().join("b.jpg");
-        assert!(matches!(write_mel_outputs(&db, &[dir.path().join("b.npy"), bad]), Err(InspectError::UnknownOutputFormat(_))));
+        assert!(matches!(
+            write_mel_outputs(&db, &[dir.path().join("b.npy"), bad]),
+            Err(InspectError::UnknownOutputFormat(_))
+        ));
         assert!(!dir.path().join("b.npy").exists(), "nothing is written when one output is invalid");
     }
 

@@ -44,7 +44,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Mel { input, out, segment, signal } => {
             let signal = signal.resolve().context("signal parameters")?;
-            let db = file_mel_db(&input, &signal, segment).with_context(|| format!("computing the mel of {}", input.display()))?;
+            let db = file_mel_db(&input, &signal, segment)
+                .with_context(|| format!("computing the mel of {}", input.display()))?;
             write_mel_outputs(&db, &out).context("writing the outputs")?;
             let (n_mels, frames) = db.dim();
             let seconds = frames.saturating_sub(1) as f64 * signal.hop_length as f64 / signal.sample_rate as f64;
