@@ -242,7 +242,7 @@ const EDM_CLOSED_HAT_LEVEL: f32 = 0.18;
 const EDM_OPEN_HAT_LEVEL: f32 = 0.22;
 const EDM_PAD_LEVEL: f32 = 0.3;
 const EDM_STAB_LEVEL: f32 = 0.45;
-const EDM_SUB_LEVEL: f32 = 0.5;
+const EDM_SUB_LEVEL: f32 = 0.4;
 /// Pad and stab low-pass cutoffs in Hz.
 const EDM_PAD_CUTOFF_HZ: f32 = 1_800.0;
 const EDM_STAB_CUTOFF_HZ: f32 = 4_500.0;
@@ -274,6 +274,9 @@ fn edm_backing(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, back
     let beats = (target.seconds() / beat_s).ceil() as usize;
     let mut drums = vec![0.0; target.frames];
     let mut music = vec![0.0; target.frames];
+    // The sub-bass stays out of the reverb: a reverberated sub smears the
+    // low end and blurs the kick.
+    let mut sub = vec![0.0; target.frames];
 
     let mut kicks = Vec::with_capacity(beats);
     for beat in 0..beats {
@@ -315,14 +318,20 @@ fn edm_backing(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, back
             }
         }
         let root = midi_to_hz(place_at_or_above(triad[0], EDM_SUB_FLOOR) as f32);
-        voices::sub_bass(&mut music, sr, at(bar_beat), root, bar_s, EDM_SUB_LEVEL);
+        // One sub note per beat, restarted under each kick (where the pump
+        // hides the restart), so kick and sub meet in the same phase every
+        // beat and the low end punches identically.
+        for beat in 0..BEATS_PER_BAR as usize {
+            let onset = bar_beat + beat as f64;
+            voices::sub_bass(&mut sub, sr, at(onset), root, beat_s as f32, EDM_SUB_LEVEL);
+        }
     }
 
     let pump = sidechain_gain(target.frames, &kicks, EDM_SIDECHAIN, sr);
     music.iter_mut().zip(&pump).for_each(|(m, g)| *m *= g);
     Reverb::new(EDM_REVERB, sr).apply(&mut music);
-    for ((o, d), m) in out.iter_mut().zip(&drums).zip(&music) {
-        *o += d + m;
+    for (((o, d), m), (b, g)) in out.iter_mut().zip(&drums).zip(&music).zip(sub.iter().zip(&pump)) {
+        *o += d + m + b * g;
     }
 }
 

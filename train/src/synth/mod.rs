@@ -444,6 +444,15 @@ fn write_wav(path: &Path, sample_rate: u32, pcm: &[i16]) -> Result<(), SynthErro
     fs::rename(&partial, path).map_err(io_error("rename into place", path))
 }
 
+/// Decimal places kept for tempo and peak in `corpus.json`: enough to
+/// audit, short enough that the JSON text round-trips exactly.
+const REPORT_DECIMALS: i32 = 3;
+
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
 fn pcm_peak_dbfs(pcm: &[i16]) -> f64 {
     let peak = pcm.iter().map(|&s| i32::from(s).unsigned_abs()).max().unwrap_or(0);
     20.0 * (f64::from(peak.max(1)) / f64::from(i16::MAX)).log10()
@@ -476,10 +485,10 @@ pub fn write_corpus(out: &Path, config: &SynthCorpusConfig, force: bool) -> Resu
                 index,
                 frames: pcm.len(),
                 seconds: pcm.len() as f64 / f64::from(config.sample_rate),
-                tempo_bpm: clip.tempo_bpm,
+                tempo_bpm: round_to(clip.tempo_bpm, REPORT_DECIMALS),
                 key: pitch_class_name(clip.tonic).to_string(),
                 mode: clip.mode,
-                peak_dbfs: pcm_peak_dbfs(&pcm),
+                peak_dbfs: round_to(pcm_peak_dbfs(&pcm), REPORT_DECIMALS),
             })
         })
         .collect::<Result<Vec<_>, SynthError>>()?;
@@ -522,3 +531,6 @@ pub fn write_corpus(out: &Path, config: &SynthCorpusConfig, force: bool) -> Resu
     fs::rename(&partial, &json_path).map_err(io_error("rename into place", &json_path))?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

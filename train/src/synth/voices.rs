@@ -174,9 +174,9 @@ const FLUTE_VIBRATO_DEPTH: f32 = 0.006;
 /// Seconds before vibrato is fully in (players add it once the note speaks).
 const FLUTE_VIBRATO_ONSET_S: f32 = 0.35;
 /// Breath-noise level relative to the tone while sustaining.
-const FLUTE_BREATH_LEVEL: f32 = 0.10;
+const FLUTE_BREATH_LEVEL: f32 = 0.06;
 /// Extra breath ("chiff") during the attack.
-const FLUTE_CHIFF_LEVEL: f32 = 0.35;
+const FLUTE_CHIFF_LEVEL: f32 = 0.25;
 /// Breath noise band centre as a multiple of the fundamental.
 const FLUTE_BREATH_HARMONIC: f32 = 2.5;
 
@@ -395,7 +395,7 @@ pub struct Bowed {
 }
 
 /// Ensemble players per note, each a slightly detuned saw.
-const STRING_SECTION_DETUNE_CENTS: [f32; 3] = [-7.0, 0.0, 6.0];
+const STRING_SECTION_DETUNE_CENTS: [f32; 3] = [-4.0, 0.0, 3.5];
 /// Ensemble vibrato rate in Hz.
 const STRING_VIBRATO_HZ: f32 = 5.0;
 /// Vibrato depth as a fraction of frequency.
@@ -539,10 +539,12 @@ pub fn timpani(out: &mut [f32], sample_rate: f32, start: usize, freq: f32, veloc
 mod tests {
     use super::*;
 
-    /// Zero-crossing pitch estimate, good enough for a clean tone.
-    fn rising_crossings_hz(x: &[f32], sr: f32) -> f32 {
-        let crossings = x.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
-        crossings as f32 * sr / x.len() as f32
+    /// Pitch from the autocorrelation peak between 50 and 1000 Hz.
+    fn autocorrelation_pitch_hz(x: &[f32], sr: f32) -> f32 {
+        let lags = (sr / 1000.0) as usize..(sr / 50.0) as usize;
+        let score = |lag: usize| x.iter().zip(&x[lag..]).map(|(a, b)| a * b).sum::<f32>();
+        let best = lags.max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(1);
+        sr / best as f32
     }
 
     #[test]
@@ -552,8 +554,8 @@ mod tests {
         let mut noise = Noise::new(7);
         pluck(&mut buf, sr, 0, Pluck { freq: 220.0, velocity: 1.0, decay_s: 1.0, brightness: 0.0 }, &mut noise);
         // Let the bright transient die, then measure the pitch.
-        let hz = rising_crossings_hz(&buf[4410..22_050], sr);
-        assert!((hz - 220.0).abs() < 3.0, "pitch {hz}");
+        let hz = autocorrelation_pitch_hz(&buf[4410..22_050], sr);
+        assert!((hz - 220.0).abs() < 2.5, "pitch {hz}");
         let early = buf[..4410].iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let late = buf[39_690..].iter().fold(0.0f32, |m, x| m.max(x.abs()));
         assert!(late < early * 0.01, "early {early} late {late}");
