@@ -114,24 +114,51 @@ mod tests {
     fn flags_override_toml_which_overrides_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let toml = dir.path().join("synth.toml");
-        std::fs::write(&toml, "seconds = 7.5\nseed = 9\ngenres = [\"edm\", \"cn\"]\n").expect("write toml");
+        std::fs::write(
+            &toml,
+            "seconds = 7.5\nseed = 9\ngenres = [\"edm\", \"cn\"]\n",
+        )
+        .expect("write toml");
         let args = parse(&[
-            "melfuse-train", "synth-corpus", "--out", "x", "--seed", "11",
-            "--config", toml.to_str().expect("utf-8 path"),
+            "melfuse-train",
+            "synth-corpus",
+            "--out",
+            "x",
+            "--seed",
+            "11",
+            "--config",
+            toml.to_str().expect("utf-8 path"),
         ]);
         let config = args.config().expect("valid config");
         assert_eq!(config.seconds, 7.5);
         assert_eq!(config.seed, 11);
-        assert_eq!(config.clips_per_genre, SynthCorpusConfig::default().clips_per_genre);
+        assert_eq!(
+            config.clips_per_genre,
+            SynthCorpusConfig::default().clips_per_genre
+        );
         assert_eq!(config.genres.len(), 2);
     }
 
     #[test]
     fn bad_flags_are_clear_errors() {
-        let args = parse(&["melfuse-train", "synth-corpus", "--out", "x", "--clips-per-genre", "0"]);
+        let args = parse(&[
+            "melfuse-train",
+            "synth-corpus",
+            "--out",
+            "x",
+            "--clips-per-genre",
+            "0",
+        ]);
         let message = format!("{:#}", args.config().expect_err("zero clips refused"));
         assert!(message.contains("at least 1"), "{message}");
-        let args = parse(&["melfuse-train", "synth-corpus", "--out", "x", "--sample-rate", "4000"]);
+        let args = parse(&[
+            "melfuse-train",
+            "synth-corpus",
+            "--out",
+            "x",
+            "--sample-rate",
+            "4000",
+        ]);
         assert!(format!("{:#}", args.config().expect_err("rate refused")).contains("4000"));
     }
 }

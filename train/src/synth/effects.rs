@@ -25,7 +25,10 @@ pub struct OnePoleLowPass {
 impl OnePoleLowPass {
     /// A filter at `cutoff_hz` for audio at `sample_rate`.
     pub fn new(cutoff_hz: f32, sample_rate: f32) -> Self {
-        let mut filter = Self { coefficient: 0.0, state: 0.0 };
+        let mut filter = Self {
+            coefficient: 0.0,
+            state: 0.0,
+        };
         filter.set_cutoff(cutoff_hz, sample_rate);
         filter
     }
@@ -154,7 +157,12 @@ impl Reverb {
 
     /// Adds the reverberated signal to `buffer` in place.
     pub fn apply(&mut self, buffer: &mut [f32]) {
-        let ReverbParams { feedback, damping, wet, .. } = self.params;
+        let ReverbParams {
+            feedback,
+            damping,
+            wet,
+            ..
+        } = self.params;
         for sample in buffer.iter_mut() {
             let input = *sample * COMB_INPUT_GAIN;
             let mut acc = 0.0;
@@ -266,7 +274,10 @@ mod tests {
         let sr = 44_100.0;
         let run = |freq| {
             let mut f = Biquad::new(BiquadKind::LowPass, 1000.0, 0.707, sr);
-            let out: Vec<f32> = sine(freq, sr, 8192).into_iter().map(|x| f.process(x)).collect();
+            let out: Vec<f32> = sine(freq, sr, 8192)
+                .into_iter()
+                .map(|x| f.process(x))
+                .collect();
             peak(&out[4096..])
         };
         assert!(run(100.0) > 0.9);
@@ -278,7 +289,11 @@ mod tests {
         let g = sidechain_gain(
             44_100,
             &[0, 22_050],
-            SidechainParams { depth: 0.8, attack_s: 0.005, release_s: 0.05 },
+            SidechainParams {
+                depth: 0.8,
+                attack_s: 0.005,
+                release_s: 0.05,
+            },
             44_100.0,
         );
         assert!((g[220] - 0.2).abs() < 0.01);
@@ -290,7 +305,12 @@ mod tests {
     fn normalize_hits_target_and_reverb_stays_finite() {
         let mut buf = sine(220.0, 44_100.0, 44_100);
         Reverb::new(
-            ReverbParams { room_scale: 1.5, feedback: 0.88, damping: 0.3, wet: 0.4 },
+            ReverbParams {
+                room_scale: 1.5,
+                feedback: 0.88,
+                damping: 0.3,
+                wet: 0.4,
+            },
             44_100.0,
         )
         .apply(&mut buf);

@@ -110,7 +110,12 @@ const CN_BASS_LEVEL: f32 = 0.45;
 /// Portion of a flute note's slot that sounds (small breath gap).
 const CN_FLUTE_LEGATO: f64 = 0.92;
 /// Light room reverb for the cn voices.
-const CN_REVERB: ReverbParams = ReverbParams { room_scale: 1.0, feedback: 0.78, damping: 0.35, wet: 0.22 };
+const CN_REVERB: ReverbParams = ReverbParams {
+    room_scale: 1.0,
+    feedback: 0.78,
+    damping: 0.35,
+    wet: 0.22,
+};
 
 /// Which instrument plays a `cn` phrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +126,13 @@ enum CnVoice {
 
 /// Adds a `cn` melody (plucked string and bamboo flute phrases on a random
 /// walk over the major pentatonic of `tonic`) into `out`, timed by `timeline`.
-fn cn_melody(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, tonic: i32, timeline: &Timeline) {
+fn cn_melody(
+    out: &mut [f32],
+    rng: &mut ChaCha8Rng,
+    target: RenderTarget,
+    tonic: i32,
+    timeline: &Timeline,
+) {
     let sr = target.sample_rate;
     let mut noise = noise_from(rng);
     let notes = scale_notes(tonic, &MAJOR_PENTATONIC, CN_MELODY_RANGE);
@@ -130,12 +141,27 @@ fn cn_melody(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, tonic:
     let mut beat = 0.0f64;
     let mut first_note = true;
     while timeline.seconds_at(beat) < target.seconds() {
-        let voice = if rng.random_bool(CN_PLUCK_PHRASE_PROB) { CnVoice::Pluck } else { CnVoice::Flute };
+        let voice = if rng.random_bool(CN_PLUCK_PHRASE_PROB) {
+            CnVoice::Pluck
+        } else {
+            CnVoice::Flute
+        };
         if rng.random_bool(CN_BASS_PROB) {
             let fifth = if rng.random_bool(0.5) { 7 } else { 0 };
             let midi = place_at_or_above(tonic + fifth, CN_BASS_FLOOR);
-            let note = Pluck { freq: midi_to_hz(midi as f32), velocity: CN_BASS_LEVEL, decay_s: *CN_PLUCK_DECAY_S.end(), brightness: 0.2 };
-            voices::pluck(out, sr, target.sample_at(timeline.seconds_at(beat)), note, &mut noise);
+            let note = Pluck {
+                freq: midi_to_hz(midi as f32),
+                velocity: CN_BASS_LEVEL,
+                decay_s: *CN_PLUCK_DECAY_S.end(),
+                brightness: 0.2,
+            };
+            voices::pluck(
+                out,
+                sr,
+                target.sample_at(timeline.seconds_at(beat)),
+                note,
+                &mut noise,
+            );
         }
         for _ in 0..rng.random_range(CN_PHRASE_NOTES) {
             let length = CN_NOTE_BEATS[rng.random_range(0..CN_NOTE_BEATS.len())];
@@ -153,7 +179,11 @@ fn cn_melody(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, tonic:
                     cn_pluck(out, rng, &mut noise, target, midi, upper, start_s, end_s);
                 }
                 CnVoice::Flute => {
-                    let midi = if midi < CN_FLUTE_LOWEST { midi + SEMITONES_PER_OCTAVE } else { midi };
+                    let midi = if midi < CN_FLUTE_LOWEST {
+                        midi + SEMITONES_PER_OCTAVE
+                    } else {
+                        midi
+                    };
                     let note = Flute {
                         freq: midi_to_hz(midi as f32),
                         duration_s: ((end_s - start_s) * CN_FLUTE_LEGATO) as f32,
@@ -190,7 +220,12 @@ fn cn_pluck(
     if end_s - start_s > 2.0 * CN_TREMOLO_INTERVAL_S * 4.0 && rng.random_bool(CN_TREMOLO_PROB) {
         let mut t = start_s;
         while t < end_s {
-            let stroke = Pluck { freq, velocity: velocity * rng.random_range(0.45..=0.65), decay_s: CN_TREMOLO_DECAY_S, brightness };
+            let stroke = Pluck {
+                freq,
+                velocity: velocity * rng.random_range(0.45..=0.65),
+                decay_s: CN_TREMOLO_DECAY_S,
+                brightness,
+            };
             voices::pluck(out, sr, target.sample_at(t), stroke, noise);
             t += CN_TREMOLO_INTERVAL_S;
         }
@@ -198,11 +233,27 @@ fn cn_pluck(
     }
     let mut onset = start_s;
     if rng.random_bool(CN_GRACE_PROB) {
-        let grace = Pluck { freq: midi_to_hz(upper as f32), velocity: 0.5 * velocity, decay_s: CN_TREMOLO_DECAY_S, brightness };
+        let grace = Pluck {
+            freq: midi_to_hz(upper as f32),
+            velocity: 0.5 * velocity,
+            decay_s: CN_TREMOLO_DECAY_S,
+            brightness,
+        };
         voices::pluck(out, sr, target.sample_at(start_s), grace, noise);
         onset += CN_GRACE_LEAD_S;
     }
-    voices::pluck(out, sr, target.sample_at(onset), Pluck { freq, velocity, decay_s, brightness }, noise);
+    voices::pluck(
+        out,
+        sr,
+        target.sample_at(onset),
+        Pluck {
+            freq,
+            velocity,
+            decay_s,
+            brightness,
+        },
+        noise,
+    );
 }
 
 fn compose_cn(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition {
@@ -212,7 +263,12 @@ fn compose_cn(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition {
     let mut samples = vec![0.0; target.frames];
     cn_melody(&mut samples, rng, target, tonic, &timeline);
     Reverb::new(CN_REVERB, target.sample_rate).apply(&mut samples);
-    Composition { samples, tempo_bpm, tonic, mode: Mode::Major }
+    Composition {
+        samples,
+        tempo_bpm,
+        tonic,
+        mode: Mode::Major,
+    }
 }
 
 // ---------------------------------------------------------------- edm
@@ -221,7 +277,11 @@ fn compose_cn(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition {
 const EDM_TEMPO_BPM: RangeInclusive<f64> = 124.0..=132.0;
 /// Stab rhythms, in beats within a bar (off-beat house stab and two
 /// syncopated variants).
-const EDM_STAB_PATTERNS: [&[f64]; 3] = [&[0.5, 1.5, 2.5, 3.5], &[0.0, 0.75, 1.5, 2.5, 3.25], &[0.5, 1.0, 2.75, 3.5]];
+const EDM_STAB_PATTERNS: [&[f64]; 3] = [
+    &[0.5, 1.5, 2.5, 3.5],
+    &[0.0, 0.75, 1.5, 2.5, 3.25],
+    &[0.5, 1.0, 2.75, 3.5],
+];
 /// Stab length in beats.
 const EDM_STAB_BEATS: f64 = 0.25;
 /// Lowest MIDI note of the chord voicing.
@@ -247,9 +307,18 @@ const EDM_SUB_LEVEL: f32 = 0.4;
 const EDM_PAD_CUTOFF_HZ: f32 = 1_800.0;
 const EDM_STAB_CUTOFF_HZ: f32 = 4_500.0;
 /// Kick-triggered ducking of pads and bass.
-const EDM_SIDECHAIN: SidechainParams = SidechainParams { depth: 0.8, attack_s: 0.004, release_s: 0.09 };
+const EDM_SIDECHAIN: SidechainParams = SidechainParams {
+    depth: 0.8,
+    attack_s: 0.004,
+    release_s: 0.09,
+};
 /// Short plate-ish reverb on the music bus.
-const EDM_REVERB: ReverbParams = ReverbParams { room_scale: 0.7, feedback: 0.72, damping: 0.4, wet: 0.15 };
+const EDM_REVERB: ReverbParams = ReverbParams {
+    room_scale: 0.7,
+    feedback: 0.72,
+    damping: 0.4,
+    wet: 0.15,
+};
 
 /// Options that distinguish plain `edm` from the backing under `cn_edm`.
 #[derive(Debug, Clone, Copy)]
@@ -288,21 +357,50 @@ fn edm_backing(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, back
         }
         for (k, step) in EDM_CLOSED_HAT_STEPS.iter().enumerate() {
             let accent = if k == 0 { 1.0 } else { 0.6 };
-            voices::hat(&mut drums, sr, at(b + step), EDM_CLOSED_HAT_DECAY_S, EDM_CLOSED_HAT_LEVEL * accent, &mut noise);
+            voices::hat(
+                &mut drums,
+                sr,
+                at(b + step),
+                EDM_CLOSED_HAT_DECAY_S,
+                EDM_CLOSED_HAT_LEVEL * accent,
+                &mut noise,
+            );
         }
-        voices::hat(&mut drums, sr, at(b + 0.5), EDM_OPEN_HAT_DECAY_S, EDM_OPEN_HAT_LEVEL, &mut noise);
+        voices::hat(
+            &mut drums,
+            sr,
+            at(b + 0.5),
+            EDM_OPEN_HAT_DECAY_S,
+            EDM_OPEN_HAT_LEVEL,
+            &mut noise,
+        );
     }
 
-    let progression = Mode::Minor.progressions()[rng.random_range(0..Mode::Minor.progressions().len())];
+    let progression =
+        Mode::Minor.progressions()[rng.random_range(0..Mode::Minor.progressions().len())];
     let stab_pattern = EDM_STAB_PATTERNS[rng.random_range(0..EDM_STAB_PATTERNS.len())];
     let bars = beats.div_ceil(BEATS_PER_BAR as usize);
     for bar in 0..bars {
-        let triad = diatonic_triad(backing.tonic, Mode::Minor, progression[bar % progression.len()]);
-        let mut voicing: Vec<f32> = triad.iter().map(|&pc| midi_to_hz(place_at_or_above(pc, EDM_CHORD_FLOOR) as f32)).collect();
+        let triad = diatonic_triad(
+            backing.tonic,
+            Mode::Minor,
+            progression[bar % progression.len()],
+        );
+        let mut voicing: Vec<f32> = triad
+            .iter()
+            .map(|&pc| midi_to_hz(place_at_or_above(pc, EDM_CHORD_FLOOR) as f32))
+            .collect();
         voicing.push(2.0 * midi_to_hz(place_at_or_above(triad[0], EDM_CHORD_FLOOR) as f32));
         let bar_beat = bar as f64 * BEATS_PER_BAR;
         let bar_s = (BEATS_PER_BAR * beat_s) as f32;
-        let pad = Supersaw { freqs: &voicing, duration_s: bar_s, velocity: backing.pad_level, cutoff_hz: EDM_PAD_CUTOFF_HZ, attack_s: 0.03, release_s: 0.15 };
+        let pad = Supersaw {
+            freqs: &voicing,
+            duration_s: bar_s,
+            velocity: backing.pad_level,
+            cutoff_hz: EDM_PAD_CUTOFF_HZ,
+            attack_s: 0.03,
+            release_s: 0.15,
+        };
         voices::supersaw(&mut music, sr, at(bar_beat), pad, &mut noise);
         if backing.stabs {
             for &position in stab_pattern {
@@ -330,7 +428,12 @@ fn edm_backing(out: &mut [f32], rng: &mut ChaCha8Rng, target: RenderTarget, back
     let pump = sidechain_gain(target.frames, &kicks, EDM_SIDECHAIN, sr);
     music.iter_mut().zip(&pump).for_each(|(m, g)| *m *= g);
     Reverb::new(EDM_REVERB, sr).apply(&mut music);
-    for (((o, d), m), (b, g)) in out.iter_mut().zip(&drums).zip(&music).zip(sub.iter().zip(&pump)) {
+    for (((o, d), m), (b, g)) in out
+        .iter_mut()
+        .zip(&drums)
+        .zip(&music)
+        .zip(sub.iter().zip(&pump))
+    {
         *o += d + m + b * g;
     }
 }
@@ -339,9 +442,19 @@ fn compose_edm(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition {
     let tempo_bpm = draw_tempo(rng, EDM_TEMPO_BPM);
     let tonic = draw_pitch_class(rng);
     let mut samples = vec![0.0; target.frames];
-    let backing = EdmBacking { bpm: tempo_bpm, tonic, stabs: true, pad_level: EDM_PAD_LEVEL };
+    let backing = EdmBacking {
+        bpm: tempo_bpm,
+        tonic,
+        stabs: true,
+        pad_level: EDM_PAD_LEVEL,
+    };
     edm_backing(&mut samples, rng, target, backing);
-    Composition { samples, tempo_bpm, tonic, mode: Mode::Minor }
+    Composition {
+        samples,
+        tempo_bpm,
+        tonic,
+        mode: Mode::Minor,
+    }
 }
 
 // ---------------------------------------------------------------- cn_edm
@@ -360,15 +473,28 @@ fn compose_cn_edm(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition {
     let tonic = draw_pitch_class(rng);
     let minor_tonic = (tonic + RELATIVE_MINOR_OFFSET).rem_euclid(SEMITONES_PER_OCTAVE);
     let mut samples = vec![0.0; target.frames];
-    let backing = EdmBacking { bpm: tempo_bpm, tonic: minor_tonic, stabs: false, pad_level: CN_EDM_PAD_LEVEL };
+    let backing = EdmBacking {
+        bpm: tempo_bpm,
+        tonic: minor_tonic,
+        stabs: false,
+        pad_level: CN_EDM_PAD_LEVEL,
+    };
     edm_backing(&mut samples, rng, target, backing);
 
     let mut melody = vec![0.0; target.frames];
     let timeline = Timeline::steady(tempo_bpm / CN_EDM_MELODY_TEMPO_DIVISOR, target.seconds());
     cn_melody(&mut melody, rng, target, tonic, &timeline);
     Reverb::new(CN_REVERB, target.sample_rate).apply(&mut melody);
-    samples.iter_mut().zip(&melody).for_each(|(s, m)| *s += CN_EDM_MELODY_LEVEL * m);
-    Composition { samples, tempo_bpm, tonic, mode: Mode::Major }
+    samples
+        .iter_mut()
+        .zip(&melody)
+        .for_each(|(s, m)| *s += CN_EDM_MELODY_LEVEL * m);
+    Composition {
+        samples,
+        tempo_bpm,
+        tonic,
+        mode: Mode::Major,
+    }
 }
 
 // ---------------------------------------------------------------- orchestral
@@ -403,13 +529,22 @@ const ORCH_ROLL_PROB: f64 = 0.35;
 /// Roll strokes per beat.
 const ORCH_ROLL_STROKES_PER_BEAT: usize = 6;
 /// Concert-hall reverb.
-const ORCH_REVERB: ReverbParams = ReverbParams { room_scale: 1.6, feedback: 0.86, damping: 0.45, wet: 0.35 };
+const ORCH_REVERB: ReverbParams = ReverbParams {
+    room_scale: 1.6,
+    feedback: 0.86,
+    damping: 0.45,
+    wet: 0.35,
+};
 
 fn compose_orchestral(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition {
     let sr = target.sample_rate;
     let tempo_bpm = draw_tempo(rng, ORCH_TEMPO_BPM);
     let tonic = draw_pitch_class(rng);
-    let mode = if rng.random_bool(0.5) { Mode::Major } else { Mode::Minor };
+    let mode = if rng.random_bool(0.5) {
+        Mode::Major
+    } else {
+        Mode::Minor
+    };
     let progression = mode.progressions()[rng.random_range(0..mode.progressions().len())];
     let mut noise = noise_from(rng);
     let beat_s = beat_seconds(tempo_bpm);
@@ -423,21 +558,46 @@ fn compose_orchestral(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition
         let triad = diatonic_triad(tonic, mode, progression[chord % progression.len()]);
         let attack_s = rng.random_range(ORCH_ATTACK_S);
         let duration_s = (chord_s + ORCH_LEGATO_S) as f32;
-        let mut section = vec![(place_at_or_above(triad[0], ORCH_BASS_FLOOR), ORCH_BASS_LEVEL)];
-        section.extend(triad.iter().map(|&pc| (place_at_or_above(pc, ORCH_TRIAD_FLOOR), ORCH_STRING_LEVEL)));
+        let mut section = vec![(
+            place_at_or_above(triad[0], ORCH_BASS_FLOOR),
+            ORCH_BASS_LEVEL,
+        )];
+        section.extend(
+            triad
+                .iter()
+                .map(|&pc| (place_at_or_above(pc, ORCH_TRIAD_FLOOR), ORCH_STRING_LEVEL)),
+        );
         for (midi, velocity) in section {
-            let note = Bowed { freq: midi_to_hz(midi as f32), duration_s, velocity, attack_s, release_s: ORCH_RELEASE_S, vibrato_phase: rng.random() };
+            let note = Bowed {
+                freq: midi_to_hz(midi as f32),
+                duration_s,
+                velocity,
+                attack_s,
+                release_s: ORCH_RELEASE_S,
+                vibrato_phase: rng.random(),
+            };
             voices::strings(&mut samples, sr, start, note, &mut noise);
         }
         if rng.random_bool(ORCH_BRASS_PROB) {
             for pc in [triad[0], triad[2]] {
-                let note = Brass { freq: midi_to_hz(place_at_or_above(pc, ORCH_BRASS_FLOOR) as f32), duration_s: chord_s as f32, velocity: ORCH_BRASS_LEVEL };
+                let note = Brass {
+                    freq: midi_to_hz(place_at_or_above(pc, ORCH_BRASS_FLOOR) as f32),
+                    duration_s: chord_s as f32,
+                    velocity: ORCH_BRASS_LEVEL,
+                };
                 voices::brass(&mut samples, sr, start, note, &mut noise);
             }
         }
         let kettle = midi_to_hz(place_at_or_above(triad[0], ORCH_TIMPANI_FLOOR) as f32);
         if rng.random_bool(ORCH_TIMPANI_PROB) {
-            voices::timpani(&mut samples, sr, start, kettle, ORCH_TIMPANI_LEVEL, &mut noise);
+            voices::timpani(
+                &mut samples,
+                sr,
+                start,
+                kettle,
+                ORCH_TIMPANI_LEVEL,
+                &mut noise,
+            );
         }
         if chord % progression.len() == progression.len() - 1 && rng.random_bool(ORCH_ROLL_PROB) {
             // Crescendo roll over the chord's last beat, leading into the next.
@@ -445,11 +605,23 @@ fn compose_orchestral(rng: &mut ChaCha8Rng, target: RenderTarget) -> Composition
             for stroke in 0..ORCH_ROLL_STROKES_PER_BEAT {
                 let t = roll_start + stroke as f64 * beat_s / ORCH_ROLL_STROKES_PER_BEAT as f64;
                 let swell = 0.3 + 0.5 * stroke as f32 / ORCH_ROLL_STROKES_PER_BEAT as f32;
-                voices::timpani(&mut samples, sr, target.sample_at(t), kettle, ORCH_TIMPANI_LEVEL * swell, &mut noise);
+                voices::timpani(
+                    &mut samples,
+                    sr,
+                    target.sample_at(t),
+                    kettle,
+                    ORCH_TIMPANI_LEVEL * swell,
+                    &mut noise,
+                );
             }
         }
         chord += 1;
     }
     Reverb::new(ORCH_REVERB, sr).apply(&mut samples);
-    Composition { samples, tempo_bpm, tonic, mode }
+    Composition {
+        samples,
+        tempo_bpm,
+        tonic,
+        mode,
+    }
 }

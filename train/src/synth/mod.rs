@@ -200,14 +200,21 @@ pub enum SynthError {
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SynthError + 'a {
-    move |source| SynthError::Io { action, path: path.to_path_buf(), source }
+    move |source| SynthError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl SynthCorpusConfig {
     /// Reads a config from a TOML file; missing keys take defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, SynthError> {
         let text = fs::read_to_string(path).map_err(io_error("read config", path))?;
-        toml::from_str(&text).map_err(|source| SynthError::Config { path: path.to_path_buf(), source: Box::new(source) })
+        toml::from_str(&text).map_err(|source| SynthError::Config {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
     }
 
     /// Checks every field against its documented range.
@@ -224,7 +231,11 @@ impl SynthCorpusConfig {
         if !PEAK_DBFS_RANGE.contains(&self.peak_dbfs) {
             return Err(SynthError::BadPeak(self.peak_dbfs));
         }
-        let repeated = self.genres.iter().enumerate().any(|(i, g)| self.genres[..i].contains(g));
+        let repeated = self
+            .genres
+            .iter()
+            .enumerate()
+            .any(|(i, g)| self.genres[..i].contains(g));
         if self.genres.is_empty() || repeated {
             return Err(SynthError::BadGenres(self.genres.clone()));
         }
@@ -265,21 +276,40 @@ pub struct RenderedClip {
 }
 
 /// Renders clip `index` of `genre` under `config` (validated first).
-pub fn render_clip(genre: Genre, index: usize, config: &SynthCorpusConfig) -> Result<RenderedClip, SynthError> {
+pub fn render_clip(
+    genre: Genre,
+    index: usize,
+    config: &SynthCorpusConfig,
+) -> Result<RenderedClip, SynthError> {
     config.validate()?;
     let sample_rate = config.sample_rate as f32;
     let mut rng = clip_rng(config.seed, genre, index);
-    let composition = compose(genre, &mut rng, RenderTarget { sample_rate, frames: config.frames() });
+    let composition = compose(
+        genre,
+        &mut rng,
+        RenderTarget {
+            sample_rate,
+            frames: config.frames(),
+        },
+    );
     let mut samples = composition.samples;
     remove_dc(&mut samples, sample_rate);
     normalize_peak(&mut samples, config.peak_dbfs);
-    Ok(RenderedClip { samples, tempo_bpm: composition.tempo_bpm, tonic: composition.tonic, mode: composition.mode })
+    Ok(RenderedClip {
+        samples,
+        tempo_bpm: composition.tempo_bpm,
+        tonic: composition.tonic,
+        mode: composition.mode,
+    })
 }
 
 /// Converts normalised `f32` samples to 16-bit PCM, rounding and saturating.
 pub fn to_pcm16(samples: &[f32]) -> Vec<i16> {
     let scale = f32::from(i16::MAX);
-    samples.iter().map(|&x| (x * scale).round().clamp(f32::from(i16::MIN), scale) as i16).collect()
+    samples
+        .iter()
+        .map(|&x| (x * scale).round().clamp(f32::from(i16::MIN), scale) as i16)
+        .collect()
 }
 
 /// Where the audio came from, recorded so a trainer can refuse to mix
@@ -403,7 +433,9 @@ fn prepare_out_dir(out: &Path, genres: &[Genre], force: bool) -> Result<(), Synt
     if force {
         let report = out.join(CORPUS_FILE);
         match fs::remove_file(&report) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error("remove", &report)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error("remove", &report)(e))
+            }
             _ => {}
         }
         for genre in Genre::ALL {
@@ -418,7 +450,10 @@ fn prepare_out_dir(out: &Path, genres: &[Genre], force: bool) -> Result<(), Synt
 }
 
 fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".");
     name.push(PARTIAL_SUFFIX);
     path.with_file_name(name)
@@ -433,7 +468,10 @@ fn write_wav(path: &Path, sample_rate: u32, pcm: &[i16]) -> Result<(), SynthErro
         sample_format: hound::SampleFormat::Int,
     };
     let partial = partial_path(path);
-    let wav_error = |source| SynthError::Wav { path: path.to_path_buf(), source };
+    let wav_error = |source| SynthError::Wav {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut writer = hound::WavWriter::create(&partial, spec).map_err(wav_error)?;
     let mut samples = writer.get_i16_writer(pcm.len() as u32);
     for &s in pcm {
@@ -454,14 +492,22 @@ fn round_to(value: f64, decimals: i32) -> f64 {
 }
 
 fn pcm_peak_dbfs(pcm: &[i16]) -> f64 {
-    let peak = pcm.iter().map(|&s| i32::from(s).unsigned_abs()).max().unwrap_or(0);
+    let peak = pcm
+        .iter()
+        .map(|&s| i32::from(s).unsigned_abs())
+        .max()
+        .unwrap_or(0);
     20.0 * (f64::from(peak.max(1)) / f64::from(i16::MAX)).log10()
 }
 
 /// Renders and writes the whole corpus into `out` (see the module docs for
 /// the layout and overwrite policy) and returns what `corpus.json` says.
 /// Clips are rendered in parallel on rayon's pool.
-pub fn write_corpus(out: &Path, config: &SynthCorpusConfig, force: bool) -> Result<CorpusReport, SynthError> {
+pub fn write_corpus(
+    out: &Path,
+    config: &SynthCorpusConfig,
+    force: bool,
+) -> Result<CorpusReport, SynthError> {
     config.validate()?;
     prepare_out_dir(out, &config.genres, force)?;
     let digits = MIN_INDEX_DIGITS.max((config.clips_per_genre - 1).to_string().len());
@@ -477,7 +523,11 @@ pub fn write_corpus(out: &Path, config: &SynthCorpusConfig, force: bool) -> Resu
             let clip = render_clip(genre, index, config)?;
             let pcm = to_pcm16(&clip.samples);
             let name = file_name(genre, index, digits);
-            write_wav(&out.join(genre.as_str()).join(&name), config.sample_rate, &pcm)?;
+            write_wav(
+                &out.join(genre.as_str()).join(&name),
+                config.sample_rate,
+                &pcm,
+            )?;
             tracing::debug!(%genre, index, "wrote clip");
             Ok(ClipRecord {
                 path: format!("{genre}/{name}"),
@@ -498,7 +548,11 @@ pub fn write_corpus(out: &Path, config: &SynthCorpusConfig, force: bool) -> Resu
         .iter()
         .map(|&genre| {
             let mine = files.iter().filter(|f| f.genre == genre);
-            GenreSummary { genre, clips: mine.clone().count(), seconds: mine.map(|f| f.seconds).sum() }
+            GenreSummary {
+                genre,
+                clips: mine.clone().count(),
+                seconds: mine.map(|f| f.seconds).sum(),
+            }
         })
         .collect();
     let total_seconds = genres.iter().map(|g| g.seconds).sum();
@@ -514,7 +568,10 @@ pub fn write_corpus(out: &Path, config: &SynthCorpusConfig, force: bool) -> Resu
     let report = CorpusReport {
         format_version: CORPUS_FORMAT_VERSION,
         generator: format!("melfuse-train synth-corpus {}", env!("CARGO_PKG_VERSION")),
-        source: SoundSource { kind: "dsp".into(), description: DSP_SOURCE_DESCRIPTION.into() },
+        source: SoundSource {
+            kind: "dsp".into(),
+            description: DSP_SOURCE_DESCRIPTION.into(),
+        },
         settings: config.clone(),
         format: "wav".into(),
         channels: CHANNELS,

@@ -39,8 +39,9 @@ pub const BEATS_PER_BAR: f64 = 4.0;
 const SECONDS_PER_MINUTE: f64 = 60.0;
 
 /// Note names for reporting keys in `corpus.json`.
-const PITCH_CLASS_NAMES: [&str; 12] =
-    ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+const PITCH_CLASS_NAMES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
 
 /// Frequency in Hz of a (possibly fractional) MIDI note number, equal
 /// temperament at A4 = 440 Hz.
@@ -150,7 +151,9 @@ impl Timeline {
             now += beat * factor;
             starts.push(now);
         }
-        Self { beat_starts: starts }
+        Self {
+            beat_starts: starts,
+        }
     }
 
     /// Clock time in seconds of (fractional) beat position `beat`; linear
@@ -187,7 +190,9 @@ mod tests {
     #[test]
     fn pentatonic_notes_stay_in_scale() {
         let notes = scale_notes(2, &MAJOR_PENTATONIC, 60..=84);
-        assert!(notes.iter().all(|n| MAJOR_PENTATONIC.contains(&((n - 2).rem_euclid(12)))));
+        assert!(notes
+            .iter()
+            .all(|n| MAJOR_PENTATONIC.contains(&((n - 2).rem_euclid(12)))));
         assert_eq!(notes.len(), 10); // two octaves of five notes (62..84 inclusive)
     }
 

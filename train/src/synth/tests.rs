@@ -61,10 +61,16 @@ fn fft(re: &mut [f32], im: &mut [f32]) {
 /// Power spectrogram with frames of `n` samples every `hop`, Hann-windowed;
 /// each row holds `n/2+1` bins.
 fn power_frames_with(x: &[f32], n: usize, hop: usize) -> Vec<Vec<f32>> {
-    let window: Vec<f32> = (0..n).map(|i| 0.5 - 0.5 * (2.0 * PI * i as f32 / n as f32).cos()).collect();
+    let window: Vec<f32> = (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * PI * i as f32 / n as f32).cos())
+        .collect();
     (0..x.len().saturating_sub(n) / hop)
         .map(|f| {
-            let mut re: Vec<f32> = x[f * hop..f * hop + n].iter().zip(&window).map(|(a, w)| a * w).collect();
+            let mut re: Vec<f32> = x[f * hop..f * hop + n]
+                .iter()
+                .zip(&window)
+                .map(|(a, w)| a * w)
+                .collect();
             let mut im = vec![0.0; n];
             fft(&mut re, &mut im);
             (0..=n / 2).map(|k| re[k] * re[k] + im[k] * im[k]).collect()
@@ -85,7 +91,13 @@ fn bin_hz(bin: usize, row_len: usize, sr: f32) -> f32 {
 fn band_envelope(frames: &[Vec<f32>], sr: f32, lo: f32, hi: f32) -> Vec<f32> {
     frames
         .iter()
-        .map(|p| p.iter().enumerate().filter(|(k, _)| (lo..hi).contains(&bin_hz(*k, p.len(), sr))).map(|(_, v)| v).sum())
+        .map(|p| {
+            p.iter()
+                .enumerate()
+                .filter(|(k, _)| (lo..hi).contains(&bin_hz(*k, p.len(), sr)))
+                .map(|(_, v)| v)
+                .sum()
+        })
         .collect()
 }
 
@@ -104,11 +116,16 @@ fn log_bands(frames: &[Vec<f32>], sr: f32) -> Vec<Vec<f32>> {
                     bands[b] += v;
                 }
             }
-            bands.into_iter().map(|e| 10.0 * (e + 1e-10).log10()).collect()
+            bands
+                .into_iter()
+                .map(|e| 10.0 * (e + 1e-10).log10())
+                .collect()
         })
         .collect();
     let top = db.iter().flatten().fold(f32::MIN, |m, &v| m.max(v));
-    db.iter_mut().flatten().for_each(|v| *v = v.max(top - FLOOR_DB));
+    db.iter_mut()
+        .flatten()
+        .for_each(|v| *v = v.max(top - FLOOR_DB));
     db
 }
 
@@ -116,7 +133,13 @@ fn log_bands(frames: &[Vec<f32>], sr: f32) -> Vec<Vec<f32>> {
 fn band_rises(bands: &[Vec<f32>]) -> Vec<f32> {
     bands
         .windows(2)
-        .map(|w| w[0].iter().zip(&w[1]).map(|(a, b)| (b - a).max(0.0)).sum::<f32>() / BANDS as f32)
+        .map(|w| {
+            w[0].iter()
+                .zip(&w[1])
+                .map(|(a, b)| (b - a).max(0.0))
+                .sum::<f32>()
+                / BANDS as f32
+        })
         .collect()
 }
 
@@ -132,13 +155,18 @@ fn autocorrelation(x: &[f32], lag: usize) -> f32 {
 /// Best autocorrelation within ±1 frame of `period_frames`.
 fn periodicity(x: &[f32], period_frames: f64) -> f32 {
     let centre = period_frames.round() as usize;
-    (centre - 1..=centre + 1).map(|lag| autocorrelation(x, lag)).fold(f32::MIN, f32::max)
+    (centre - 1..=centre + 1)
+        .map(|lag| autocorrelation(x, lag))
+        .fold(f32::MIN, f32::max)
 }
 
 /// Spectral flux in the log-band ("mel-like") domain: mean dB rise per
 /// band and frame on the coarse spectrogram — how much the sound changes.
 fn spectral_flux(samples: &[f32], sr: f32) -> f32 {
-    let rises = band_rises(&log_bands(&power_frames_with(samples, N_FFT_COARSE, HOP_COARSE), sr));
+    let rises = band_rises(&log_bands(
+        &power_frames_with(samples, N_FFT_COARSE, HOP_COARSE),
+        sr,
+    ));
     rises.iter().sum::<f32>() / rises.len() as f32
 }
 
@@ -149,7 +177,9 @@ fn onset_rate(frames: &[Vec<f32>], sr: f32) -> f32 {
     const ONSET_RISE_DB: f32 = 3.0;
     let rises = band_rises(&log_bands(frames, sr));
     let peaks = (1..rises.len() - 1)
-        .filter(|&i| rises[i] > ONSET_RISE_DB && rises[i] >= rises[i - 1] && rises[i] > rises[i + 1])
+        .filter(|&i| {
+            rises[i] > ONSET_RISE_DB && rises[i] >= rises[i - 1] && rises[i] > rises[i + 1]
+        })
         .count();
     peaks as f32 / (frames.len() as f32 * HOP as f32 / sr)
 }
@@ -180,12 +210,20 @@ fn pentatonic_share(frames: &[Vec<f32>], sr: f32, tonic: i32) -> f32 {
         }
     }
     let total: f64 = chroma.iter().sum();
-    let inside: f64 = music::MAJOR_PENTATONIC.iter().map(|&d| chroma[(tonic + d).rem_euclid(12) as usize]).sum();
+    let inside: f64 = music::MAJOR_PENTATONIC
+        .iter()
+        .map(|&d| chroma[(tonic + d).rem_euclid(12) as usize])
+        .sum();
     (inside / total) as f32
 }
 
 fn config(seconds: f64, seed: u64) -> SynthCorpusConfig {
-    SynthCorpusConfig { clips_per_genre: 2, seconds, seed, ..SynthCorpusConfig::default() }
+    SynthCorpusConfig {
+        clips_per_genre: 2,
+        seconds,
+        seed,
+        ..SynthCorpusConfig::default()
+    }
 }
 
 fn render(genre: Genre, index: usize, cfg: &SynthCorpusConfig) -> RenderedClip {
@@ -211,16 +249,28 @@ fn same_seed_same_samples_different_seed_different() {
 #[test]
 fn lengths_levels_and_finiteness() {
     for (seconds, rate) in [(4.0, 44_100), (1.5, 22_050), (0.75, 8_000), (1.0, 192_000)] {
-        let cfg = SynthCorpusConfig { sample_rate: rate, ..config(seconds, 3) };
+        let cfg = SynthCorpusConfig {
+            sample_rate: rate,
+            ..config(seconds, 3)
+        };
         for genre in Genre::ALL {
             for index in 0..2 {
                 let clip = render(genre, index, &cfg);
                 assert_eq!(clip.samples.len(), (seconds * f64::from(rate)) as usize);
-                assert!(clip.samples.iter().all(|x| x.is_finite()), "{genre} has NaN/inf");
+                assert!(
+                    clip.samples.iter().all(|x| x.is_finite()),
+                    "{genre} has NaN/inf"
+                );
                 let pcm = to_pcm16(&clip.samples);
                 let peak_db = pcm_peak_dbfs(&pcm);
-                assert!(peak_db <= -2.9 && peak_db > -6.0, "{genre} @ {rate}: peak {peak_db} dBFS");
-                assert!(pcm.iter().all(|&s| s != i16::MIN && s != i16::MAX), "{genre} clips");
+                assert!(
+                    peak_db <= -2.9 && peak_db > -6.0,
+                    "{genre} @ {rate}: peak {peak_db} dBFS"
+                );
+                assert!(
+                    pcm.iter().all(|&s| s != i16::MIN && s != i16::MAX),
+                    "{genre} clips"
+                );
             }
         }
     }
@@ -232,7 +282,10 @@ fn lengths_levels_and_finiteness() {
 /// period in frames.
 fn low_band_onsets(clip: &RenderedClip, sr: f32) -> (Vec<f32>, f64) {
     let frames = power_frames(&clip.samples);
-    let onsets: Vec<f32> = band_envelope(&frames, sr, 20.0, 150.0).iter().map(|e| e.sqrt()).collect();
+    let onsets: Vec<f32> = band_envelope(&frames, sr, 20.0, 150.0)
+        .iter()
+        .map(|e| e.sqrt())
+        .collect();
     let period = music::beat_seconds(clip.tempo_bpm) * f64::from(sr) / HOP as f64;
     (onsets, period)
 }
@@ -248,8 +301,14 @@ fn edm_and_cn_edm_pulse_at_their_tempo_below_150_hz() {
             let on_beat = periodicity(&onsets, period);
             // A lag between beat multiples should find little correlation.
             let off_beat = periodicity(&onsets, period * 0.5);
-            assert!(on_beat > 0.6, "{genre}#{index}: beat autocorrelation {on_beat}");
-            assert!(on_beat > off_beat + 0.5, "{genre}#{index}: beat {on_beat} vs half-beat {off_beat}");
+            assert!(
+                on_beat > 0.6,
+                "{genre}#{index}: beat autocorrelation {on_beat}"
+            );
+            assert!(
+                on_beat > off_beat + 0.5,
+                "{genre}#{index}: beat {on_beat} vs half-beat {off_beat}"
+            );
         }
     }
     // The same measurement does not find a steady low pulse in orchestral music.
@@ -257,7 +316,10 @@ fn edm_and_cn_edm_pulse_at_their_tempo_below_150_hz() {
         let clip = render(Genre::Orchestral, index, &cfg);
         let (onsets, period) = low_band_onsets(&clip, sr);
         let on_beat = periodicity(&onsets, period);
-        assert!(on_beat < 0.4, "orchestral#{index}: unexpected beat pulse {on_beat}");
+        assert!(
+            on_beat < 0.4,
+            "orchestral#{index}: unexpected beat pulse {on_beat}"
+        );
     }
 }
 
@@ -266,12 +328,27 @@ fn orchestral_changes_far_less_than_edm() {
     let cfg = config(4.0, 12);
     let sr = cfg.sample_rate as f32;
     for index in 0..2 {
-        let (edm_clip, orch_clip) = (render(Genre::Edm, index, &cfg), render(Genre::Orchestral, index, &cfg));
-        let (flux_edm, flux_orch) = (spectral_flux(&edm_clip.samples, sr), spectral_flux(&orch_clip.samples, sr));
-        let (edm, orch) = (power_frames(&edm_clip.samples), power_frames(&orch_clip.samples));
-        assert!(flux_orch < 0.5 * flux_edm, "flux orchestral {flux_orch} vs edm {flux_edm}");
+        let (edm_clip, orch_clip) = (
+            render(Genre::Edm, index, &cfg),
+            render(Genre::Orchestral, index, &cfg),
+        );
+        let (flux_edm, flux_orch) = (
+            spectral_flux(&edm_clip.samples, sr),
+            spectral_flux(&orch_clip.samples, sr),
+        );
+        let (edm, orch) = (
+            power_frames(&edm_clip.samples),
+            power_frames(&orch_clip.samples),
+        );
+        assert!(
+            flux_orch < 0.5 * flux_edm,
+            "flux orchestral {flux_orch} vs edm {flux_edm}"
+        );
         let (rate_edm, rate_orch) = (onset_rate(&edm, sr), onset_rate(&orch, sr));
-        assert!(rate_orch * 3.0 < rate_edm, "onsets/s orchestral {rate_orch} vs edm {rate_edm}");
+        assert!(
+            rate_orch * 3.0 < rate_edm,
+            "onsets/s orchestral {rate_orch} vs edm {rate_edm}"
+        );
     }
 }
 
@@ -288,14 +365,23 @@ fn cn_is_pentatonic_bright_and_sparse() {
         assert!(share > 0.7, "cn#{index}: pentatonic share {share}");
         let orch = power_frames(&render(Genre::Orchestral, index, &cfg).samples);
         let edm = power_frames(&render(Genre::Edm, index, &cfg).samples);
-        let (c_cn, c_orch) = (spectral_centroid(&cn_frames, sr), spectral_centroid(&orch, sr));
-        assert!(c_cn > 1.2 * c_orch, "centroid cn {c_cn} vs orchestral {c_orch}");
+        let (c_cn, c_orch) = (
+            spectral_centroid(&cn_frames, sr),
+            spectral_centroid(&orch, sr),
+        );
+        assert!(
+            c_cn > 1.2 * c_orch,
+            "centroid cn {c_cn} vs orchestral {c_orch}"
+        );
         onsets_cn += onset_rate(&cn_frames, sr);
         onsets_edm += onset_rate(&edm, sr);
     }
     // Pooled over clips: one cn clip may hold a tremolo roll (a burst of
     // fast plucks), but cn as a whole stays far sparser than the grid.
-    assert!(onsets_cn * 1.5 < onsets_edm, "onsets/s cn {onsets_cn} vs edm {onsets_edm}");
+    assert!(
+        onsets_cn * 1.5 < onsets_edm,
+        "onsets/s cn {onsets_cn} vs edm {onsets_edm}"
+    );
 }
 
 #[test]
@@ -304,8 +390,13 @@ fn a_shuffled_signal_fails_the_genre_measures() {
     // beat, and its pitch classes are uniform.
     let mut noise = voices::Noise::new(99);
     let sr = 44_100.0;
-    let samples: Vec<f32> = (0..4 * 44_100).map(|_| noise.next()).collect();
-    let clip = RenderedClip { samples, tempo_bpm: 128.0, tonic: 0, mode: Mode::Major };
+    let samples: Vec<f32> = (0..4 * 44_100).map(|_| noise.sample()).collect();
+    let clip = RenderedClip {
+        samples,
+        tempo_bpm: 128.0,
+        tonic: 0,
+        mode: Mode::Major,
+    };
     let (onsets, period) = low_band_onsets(&clip, sr);
     assert!(periodicity(&onsets, period) < 0.4);
     assert!(pentatonic_share(&power_frames(&clip.samples), sr, 0) < 0.55);
@@ -317,16 +408,48 @@ fn a_shuffled_signal_fails_the_genre_measures() {
 fn invalid_settings_are_typed_errors() {
     let base = SynthCorpusConfig::default();
     let check = |cfg: SynthCorpusConfig| cfg.validate().expect_err("must be refused");
-    assert!(matches!(check(SynthCorpusConfig { clips_per_genre: 0, ..base.clone() }), SynthError::NoClips));
+    assert!(matches!(
+        check(SynthCorpusConfig {
+            clips_per_genre: 0,
+            ..base.clone()
+        }),
+        SynthError::NoClips
+    ));
     for seconds in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_SECONDS + 1.0, 1e-9] {
-        assert!(matches!(check(SynthCorpusConfig { seconds, ..base.clone() }), SynthError::BadSeconds(_)));
+        assert!(matches!(
+            check(SynthCorpusConfig {
+                seconds,
+                ..base.clone()
+            }),
+            SynthError::BadSeconds(_)
+        ));
     }
     for rate in [7_999, 192_001, 0] {
-        assert!(matches!(check(SynthCorpusConfig { sample_rate: rate, ..base.clone() }), SynthError::BadSampleRate(r) if r == rate));
+        assert!(
+            matches!(check(SynthCorpusConfig { sample_rate: rate, ..base.clone() }), SynthError::BadSampleRate(r) if r == rate)
+        );
     }
-    assert!(matches!(check(SynthCorpusConfig { peak_dbfs: 0.0, ..base.clone() }), SynthError::BadPeak(_)));
-    assert!(matches!(check(SynthCorpusConfig { genres: vec![], ..base.clone() }), SynthError::BadGenres(_)));
-    assert!(matches!(check(SynthCorpusConfig { genres: vec![Genre::Cn, Genre::Cn], ..base.clone() }), SynthError::BadGenres(_)));
+    assert!(matches!(
+        check(SynthCorpusConfig {
+            peak_dbfs: 0.0,
+            ..base.clone()
+        }),
+        SynthError::BadPeak(_)
+    ));
+    assert!(matches!(
+        check(SynthCorpusConfig {
+            genres: vec![],
+            ..base.clone()
+        }),
+        SynthError::BadGenres(_)
+    ));
+    assert!(matches!(
+        check(SynthCorpusConfig {
+            genres: vec![Genre::Cn, Genre::Cn],
+            ..base.clone()
+        }),
+        SynthError::BadGenres(_)
+    ));
     assert!(base.validate().is_ok());
 }
 
@@ -341,14 +464,25 @@ fn toml_config_loads_with_defaults_and_rejects_unknown_keys() {
     assert_eq!(cfg.sample_rate, SynthCorpusConfig::default().sample_rate);
     let bad = dir.path().join("bad.toml");
     fs::write(&bad, "clip_per_genre = 3\n").expect("write");
-    assert!(matches!(SynthCorpusConfig::from_toml_file(&bad), Err(SynthError::Config { .. })));
-    assert!(matches!(SynthCorpusConfig::from_toml_file(&dir.path().join("missing.toml")), Err(SynthError::Io { .. })));
+    assert!(matches!(
+        SynthCorpusConfig::from_toml_file(&bad),
+        Err(SynthError::Config { .. })
+    ));
+    assert!(matches!(
+        SynthCorpusConfig::from_toml_file(&dir.path().join("missing.toml")),
+        Err(SynthError::Io { .. })
+    ));
 }
 
 // ------------------------------------------------------------ corpus writer
 
 fn small_corpus(seed: u64) -> SynthCorpusConfig {
-    SynthCorpusConfig { clips_per_genre: 2, seconds: 1.0, seed, ..SynthCorpusConfig::default() }
+    SynthCorpusConfig {
+        clips_per_genre: 2,
+        seconds: 1.0,
+        seed,
+        ..SynthCorpusConfig::default()
+    }
 }
 
 fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
@@ -360,7 +494,11 @@ fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
             if path.is_dir() {
                 dirs.push(path);
             } else {
-                let rel = path.strip_prefix(root).expect("inside").to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("inside")
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 files.push((rel, fs::read(&path).expect("read")));
             }
         }
@@ -383,9 +521,14 @@ fn corpus_layout_report_and_wavs() {
         .collect();
     expected.push(CORPUS_FILE.to_string());
     expected.sort();
-    assert_eq!(names, expected, "exactly the clips and corpus.json, no .partial left");
+    assert_eq!(
+        names, expected,
+        "exactly the clips and corpus.json, no .partial left"
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join(CORPUS_FILE)).expect("json")).expect("valid json");
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join(CORPUS_FILE)).expect("json"))
+            .expect("valid json");
     assert_eq!(json["source"]["kind"], "dsp");
     assert_eq!(json["settings"]["seed"], 21);
     assert_eq!(json["settings"]["genres"][3], "cn_edm");
@@ -398,7 +541,10 @@ fn corpus_layout_report_and_wavs() {
     for record in &report.files {
         let reader = hound::WavReader::open(out.join(&record.path)).expect("hound reads it");
         let spec = reader.spec();
-        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 44_100, 16));
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (1, 44_100, 16)
+        );
         assert_eq!(spec.sample_format, hound::SampleFormat::Int);
         assert_eq!(reader.len() as usize, record.frames);
         assert_eq!(record.frames, 44_100);
@@ -410,7 +556,11 @@ fn corpus_layout_report_and_wavs() {
 #[test]
 fn same_seed_gives_byte_identical_corpus() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
     write_corpus(&a, &small_corpus(4), false).expect("a");
     write_corpus(&b, &small_corpus(4), false).expect("b");
     write_corpus(&c, &small_corpus(5), false).expect("c");
@@ -422,7 +572,12 @@ fn same_seed_gives_byte_identical_corpus() {
 fn non_empty_out_refused_unless_forced_and_force_removes_only_stale_clips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_path_buf();
-    let cfg = SynthCorpusConfig { clips_per_genre: 3, seconds: 0.5, genres: vec![Genre::Cn], ..SynthCorpusConfig::default() };
+    let cfg = SynthCorpusConfig {
+        clips_per_genre: 3,
+        seconds: 0.5,
+        genres: vec![Genre::Cn],
+        ..SynthCorpusConfig::default()
+    };
     write_corpus(&out, &cfg, false).expect("empty dir is fine");
     fs::write(out.join("cn").join("notes.txt"), "keep me").expect("write");
 
@@ -430,7 +585,10 @@ fn non_empty_out_refused_unless_forced_and_force_removes_only_stale_clips() {
     assert!(matches!(err, SynthError::OutDirNotEmpty(_)));
     assert!(err.to_string().contains("--force"));
 
-    let smaller = SynthCorpusConfig { clips_per_genre: 1, ..cfg };
+    let smaller = SynthCorpusConfig {
+        clips_per_genre: 1,
+        ..cfg
+    };
     write_corpus(&out, &smaller, true).expect("forced");
     assert!(out.join("cn/cn_000.wav").exists());
     assert!(!out.join("cn/cn_001.wav").exists(), "stale clip removed");
@@ -444,7 +602,17 @@ fn unwritable_out_is_a_clear_error() {
     fs::write(&file, "x").expect("write");
     let err = write_corpus(&file, &small_corpus(1), false).expect_err("a file is not a directory");
     assert!(matches!(err, SynthError::OutNotADirectory(_)));
-    let err = write_corpus(&file.join("below"), &small_corpus(1), false).expect_err("cannot create under a file");
-    assert!(matches!(err, SynthError::Io { action: "inspect" | "create directory", .. }), "{err}");
+    let err = write_corpus(&file.join("below"), &small_corpus(1), false)
+        .expect_err("cannot create under a file");
+    assert!(
+        matches!(
+            err,
+            SynthError::Io {
+                action: "inspect" | "create directory",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("below"));
 }

@@ -18,11 +18,13 @@ pub struct Noise {
 impl Noise {
     /// A noise source; a zero seed (xorshift's fixed point) is remapped.
     pub fn new(seed: u32) -> Self {
-        Self { state: if seed == 0 { 0x9E37_79B9 } else { seed } }
+        Self {
+            state: if seed == 0 { 0x9E37_79B9 } else { seed },
+        }
     }
 
     /// Next sample, uniform in [-1, 1).
-    pub fn next(&mut self) -> f32 {
+    pub fn sample(&mut self) -> f32 {
         let mut x = self.state;
         x ^= x << 13;
         x ^= x >> 17;
@@ -33,7 +35,7 @@ impl Noise {
 
     /// Next value uniform in [0, 1), used for oscillator start phases.
     pub fn unit(&mut self) -> f32 {
-        0.5 * (self.next() + 1.0)
+        0.5 * (self.sample() + 1.0)
     }
 }
 
@@ -120,18 +122,28 @@ pub fn pluck(out: &mut [f32], sample_rate: f32, start: usize, note: Pluck, noise
     let cutoff = note.freq
         * (PLUCK_EXCITATION_MIN_HARMONIC + PLUCK_EXCITATION_HARMONIC_SPAN * note.brightness);
     let mut shaper = OnePoleLowPass::new(cutoff, sample_rate);
-    let mut line: Vec<f32> = (0..whole).map(|_| shaper.process(noise.next())).collect();
+    let mut line: Vec<f32> = (0..whole).map(|_| shaper.process(noise.sample())).collect();
     let mean = line.iter().sum::<f32>() / whole as f32;
-    let excitation_peak = line.iter().fold(0.0f32, |m, &x| m.max((x - mean).abs())).max(1e-6);
-    line.iter_mut().for_each(|x| *x = (*x - mean) / excitation_peak);
+    let excitation_peak = line
+        .iter()
+        .fold(0.0f32, |m, &x| m.max((x - mean).abs()))
+        .max(1e-6);
+    line.iter_mut()
+        .for_each(|x| *x = (*x - mean) / excitation_peak);
 
     let range = span(out, start, seconds_to_samples(note.decay_s, sample_rate));
-    let fade_from = range.len().saturating_sub(seconds_to_samples(PLUCK_TAIL_FADE_S, sample_rate));
+    let fade_from = range
+        .len()
+        .saturating_sub(seconds_to_samples(PLUCK_TAIL_FADE_S, sample_rate));
     let fade_len = (range.len() - fade_from).max(1) as f32;
     let (mut index, mut previous, mut ap_in, mut ap_out) = (0usize, 0.0f32, 0.0f32, 0.0f32);
     for (i, sample) in out[range].iter_mut().enumerate() {
         let current = line[index];
-        let fade = if i >= fade_from { 1.0 - (i - fade_from) as f32 / fade_len } else { 1.0 };
+        let fade = if i >= fade_from {
+            1.0 - (i - fade_from) as f32 / fade_len
+        } else {
+            1.0
+        };
         *sample += current * note.velocity * fade;
         let averaged = 0.5 * (current + previous);
         previous = current;
@@ -220,8 +232,10 @@ pub fn flute(out: &mut [f32], sample_rate: f32, start: usize, note: Flute, noise
             + FLUTE_HARMONICS[3] * s4)
             / norm;
         let chiff = FLUTE_CHIFF_LEVEL * (1.0 - t / FLUTE_ATTACK_S).max(0.0);
-        let air = breath.process(noise.next()) * (FLUTE_BREATH_LEVEL + chiff);
-        *sample += note.velocity * env * (tone * (1.0 + 0.1 * vib_amount / FLUTE_VIBRATO_DEPTH * vib) + air);
+        let air = breath.process(noise.sample()) * (FLUTE_BREATH_LEVEL + chiff);
+        *sample += note.velocity
+            * env
+            * (tone * (1.0 + 0.1 * vib_amount / FLUTE_VIBRATO_DEPTH * vib) + air);
     }
 }
 
@@ -255,7 +269,7 @@ pub fn kick(out: &mut [f32], sample_rate: f32, start: usize, velocity: f32, nois
             phase -= 1.0;
         }
         let body = (TAU * phase).sin() * (-t / KICK_DECAY_TAU_S).exp();
-        let click = noise.next() * KICK_CLICK_LEVEL * (-t / KICK_CLICK_TAU_S).exp();
+        let click = noise.sample() * KICK_CLICK_LEVEL * (-t / KICK_CLICK_TAU_S).exp();
         *sample += velocity * (body + click);
     }
 }
@@ -267,13 +281,24 @@ const HIT_LENGTH_TAUS: f32 = 6.0;
 
 /// Renders a hi-hat: high-passed white noise with an exponential decay
 /// (short `decay_s` = closed, long = open).
-pub fn hat(out: &mut [f32], sample_rate: f32, start: usize, decay_s: f32, velocity: f32, noise: &mut Noise) {
-    let range = span(out, start, seconds_to_samples(decay_s * HIT_LENGTH_TAUS, sample_rate));
+pub fn hat(
+    out: &mut [f32],
+    sample_rate: f32,
+    start: usize,
+    decay_s: f32,
+    velocity: f32,
+    noise: &mut Noise,
+) {
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(decay_s * HIT_LENGTH_TAUS, sample_rate),
+    );
     let mut filter = Biquad::new(BiquadKind::HighPass, HAT_CUTOFF_HZ, 0.8, sample_rate);
     let decay = (-1.0 / (decay_s * sample_rate)).exp();
     let mut env = velocity;
     for sample in &mut out[range] {
-        *sample += filter.process(noise.next()) * env;
+        *sample += filter.process(noise.sample()) * env;
         env *= decay;
     }
 }
@@ -302,8 +327,12 @@ pub fn clap(out: &mut [f32], sample_rate: f32, start: usize, velocity: f32, nois
             .filter(|&&onset| t >= onset)
             .map(|&onset| (-(t - onset) / CLAP_BURST_TAU_S).exp())
             .fold(0.0f32, f32::max);
-        let tail = if t >= last_burst { 0.5 * (-(t - last_burst) / CLAP_TAIL_TAU_S).exp() } else { 0.0 };
-        *sample += velocity * filter.process(noise.next()) * bursts.max(tail);
+        let tail = if t >= last_burst {
+            0.5 * (-(t - last_burst) / CLAP_TAIL_TAU_S).exp()
+        } else {
+            0.0
+        };
+        *sample += velocity * filter.process(noise.sample()) * bursts.max(tail);
     }
 }
 
@@ -337,14 +366,29 @@ fn cents_to_ratio(cents: f32) -> f32 {
 
 /// Renders a supersaw chord: several detuned PolyBLEP saws per note, summed
 /// and low-passed, with a linear attack/release.
-pub fn supersaw(out: &mut [f32], sample_rate: f32, start: usize, chord: Supersaw<'_>, noise: &mut Noise) {
-    let range = span(out, start, seconds_to_samples(chord.duration_s + chord.release_s, sample_rate));
+pub fn supersaw(
+    out: &mut [f32],
+    sample_rate: f32,
+    start: usize,
+    chord: Supersaw<'_>,
+    noise: &mut Noise,
+) {
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(chord.duration_s + chord.release_s, sample_rate),
+    );
     let mut oscillators: Vec<(Saw, f32)> = Vec::with_capacity(chord.freqs.len() * SUPERSAW_VOICES);
     for &freq in chord.freqs {
         for voice in 0..SUPERSAW_VOICES {
             let position = voice as f32 / (SUPERSAW_VOICES - 1) as f32 - 0.5;
             let detuned = freq * cents_to_ratio(position * SUPERSAW_SPREAD_CENTS);
-            oscillators.push((Saw { phase: noise.unit() }, detuned / sample_rate));
+            oscillators.push((
+                Saw {
+                    phase: noise.unit(),
+                },
+                detuned / sample_rate,
+            ));
         }
     }
     let gain = chord.velocity / oscillators.len().max(1) as f32;
@@ -353,7 +397,10 @@ pub fn supersaw(out: &mut [f32], sample_rate: f32, start: usize, chord: Supersaw
     for (i, sample) in out[range].iter_mut().enumerate() {
         let t = i as f32 * dt;
         let env = attack_release(t, chord.attack_s, chord.duration_s, chord.release_s);
-        let raw: f32 = oscillators.iter_mut().map(|(saw, inc)| saw.next(*inc)).sum();
+        let raw: f32 = oscillators
+            .iter_mut()
+            .map(|(saw, inc)| saw.next(*inc))
+            .sum();
         *sample += filter.process(raw * gain) * env;
     }
 }
@@ -366,8 +413,19 @@ const SUB_ATTACK_S: f32 = 0.005;
 const SUB_RELEASE_S: f32 = 0.04;
 
 /// Renders a sub-bass note: a sine with a touch of second harmonic.
-pub fn sub_bass(out: &mut [f32], sample_rate: f32, start: usize, freq: f32, duration_s: f32, velocity: f32) {
-    let range = span(out, start, seconds_to_samples(duration_s + SUB_RELEASE_S, sample_rate));
+pub fn sub_bass(
+    out: &mut [f32],
+    sample_rate: f32,
+    start: usize,
+    freq: f32,
+    duration_s: f32,
+    velocity: f32,
+) {
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(duration_s + SUB_RELEASE_S, sample_rate),
+    );
     let dt = 1.0 / sample_rate;
     for (i, sample) in out[range].iter_mut().enumerate() {
         let t = i as f32 * dt;
@@ -408,10 +466,21 @@ const STRING_CUTOFF_RANGE_HZ: (f32, f32) = (900.0, 3_500.0);
 /// Renders a bowed-string ensemble note: detuned saws with shared vibrato
 /// through a low-pass, slow attack and release.
 pub fn strings(out: &mut [f32], sample_rate: f32, start: usize, note: Bowed, noise: &mut Noise) {
-    let range = span(out, start, seconds_to_samples(note.duration_s + note.release_s, sample_rate));
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(note.duration_s + note.release_s, sample_rate),
+    );
     let mut players: Vec<(Saw, f32)> = STRING_SECTION_DETUNE_CENTS
         .iter()
-        .map(|&c| (Saw { phase: noise.unit() }, note.freq * cents_to_ratio(c) / sample_rate))
+        .map(|&c| {
+            (
+                Saw {
+                    phase: noise.unit(),
+                },
+                note.freq * cents_to_ratio(c) / sample_rate,
+            )
+        })
         .collect();
     let cutoff = (note.freq * STRING_CUTOFF_HARMONIC)
         .clamp(STRING_CUTOFF_RANGE_HZ.0, STRING_CUTOFF_RANGE_HZ.1);
@@ -426,7 +495,10 @@ pub fn strings(out: &mut [f32], sample_rate: f32, start: usize, note: Bowed, noi
         if lfo >= 1.0 {
             lfo -= 1.0;
         }
-        let raw: f32 = players.iter_mut().map(|(saw, inc)| saw.next(*inc * vib)).sum();
+        let raw: f32 = players
+            .iter_mut()
+            .map(|(saw, inc)| saw.next(*inc * vib))
+            .sum();
         let env = attack_release(t, note.attack_s, note.duration_s, note.release_s);
         *sample += filter.process(raw * gain) * env;
     }
@@ -457,12 +529,23 @@ const BRASS_DETUNE_CENTS: f32 = 5.0;
 /// Renders a brass swell: two band-limited saws through a two-pole low-pass
 /// whose cutoff follows the loudness envelope (the brightness envelope).
 pub fn brass(out: &mut [f32], sample_rate: f32, start: usize, note: Brass, noise: &mut Noise) {
-    let range = span(out, start, seconds_to_samples(note.duration_s + BRASS_RELEASE_S, sample_rate));
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(note.duration_s + BRASS_RELEASE_S, sample_rate),
+    );
     let increments = [
         note.freq / sample_rate,
         note.freq * cents_to_ratio(BRASS_DETUNE_CENTS) / sample_rate,
     ];
-    let mut players = [Saw { phase: noise.unit() }, Saw { phase: noise.unit() }];
+    let mut players = [
+        Saw {
+            phase: noise.unit(),
+        },
+        Saw {
+            phase: noise.unit(),
+        },
+    ];
     let mut stage_a = OnePoleLowPass::new(note.freq, sample_rate);
     let mut stage_b = OnePoleLowPass::new(note.freq, sample_rate);
     let dt = 1.0 / sample_rate;
@@ -471,7 +554,11 @@ pub fn brass(out: &mut [f32], sample_rate: f32, start: usize, note: Brass, noise
         let t = i as f32 * dt;
         // Swell up, ease back a little while holding, then release.
         let env = attack_release(t, swell, note.duration_s, BRASS_RELEASE_S)
-            * if t > swell { 1.0 - 0.25 * ((t - swell) / note.duration_s).min(1.0) } else { 1.0 };
+            * if t > swell {
+                1.0 - 0.25 * ((t - swell) / note.duration_s).min(1.0)
+            } else {
+                1.0
+            };
         let cutoff = note.freq * (BRASS_DARK_HARMONIC + BRASS_BRIGHT_HARMONICS * env * env);
         stage_a.set_cutoff(cutoff, sample_rate);
         stage_b.set_cutoff(cutoff, sample_rate);
@@ -507,15 +594,29 @@ const TIMPANI_MALLET_CUTOFF_HZ: f32 = 900.0;
 
 /// Renders a timpani hit: decaying inharmonic membrane partials with a
 /// little pitch glide, plus low-passed mallet noise.
-pub fn timpani(out: &mut [f32], sample_rate: f32, start: usize, freq: f32, velocity: f32, noise: &mut Noise) {
-    let range = span(out, start, seconds_to_samples(TIMPANI_LENGTH_S, sample_rate));
+pub fn timpani(
+    out: &mut [f32],
+    sample_rate: f32,
+    start: usize,
+    freq: f32,
+    velocity: f32,
+    noise: &mut Noise,
+) {
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(TIMPANI_LENGTH_S, sample_rate),
+    );
     let dt = 1.0 / sample_rate;
     let mut phases = [0.0f32; TIMPANI_PARTIALS.len()];
     let decays: Vec<f32> = TIMPANI_PARTIALS
         .iter()
         .map(|&(_, _, decay)| (-dt / (TIMPANI_DECAY_TAU_S * decay)).exp())
         .collect();
-    let mut levels: Vec<f32> = TIMPANI_PARTIALS.iter().map(|&(_, level, _)| level).collect();
+    let mut levels: Vec<f32> = TIMPANI_PARTIALS
+        .iter()
+        .map(|&(_, level, _)| level)
+        .collect();
     let mut mallet = OnePoleLowPass::new(TIMPANI_MALLET_CUTOFF_HZ, sample_rate);
     let norm: f32 = TIMPANI_PARTIALS.iter().map(|&(_, level, _)| level).sum();
     for (i, sample) in out[range].iter_mut().enumerate() {
@@ -530,7 +631,9 @@ pub fn timpani(out: &mut [f32], sample_rate: f32, start: usize, freq: f32, veloc
             tone += levels[k] * (TAU * phases[k]).sin();
             levels[k] *= decays[k];
         }
-        let thump = mallet.process(noise.next()) * TIMPANI_MALLET_LEVEL * (-t / TIMPANI_MALLET_TAU_S).exp();
+        let thump = mallet.process(noise.sample())
+            * TIMPANI_MALLET_LEVEL
+            * (-t / TIMPANI_MALLET_TAU_S).exp();
         *sample += velocity * (tone / norm + thump);
     }
 }
@@ -543,7 +646,9 @@ mod tests {
     fn autocorrelation_pitch_hz(x: &[f32], sr: f32) -> f32 {
         let lags = (sr / 1000.0) as usize..(sr / 50.0) as usize;
         let score = |lag: usize| x.iter().zip(&x[lag..]).map(|(a, b)| a * b).sum::<f32>();
-        let best = lags.max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(1);
+        let best = lags
+            .max_by(|&a, &b| score(a).total_cmp(&score(b)))
+            .unwrap_or(1);
         sr / best as f32
     }
 
@@ -552,7 +657,18 @@ mod tests {
         let sr = 44_100.0;
         let mut buf = vec![0.0; 44_100];
         let mut noise = Noise::new(7);
-        pluck(&mut buf, sr, 0, Pluck { freq: 220.0, velocity: 1.0, decay_s: 1.0, brightness: 0.0 }, &mut noise);
+        pluck(
+            &mut buf,
+            sr,
+            0,
+            Pluck {
+                freq: 220.0,
+                velocity: 1.0,
+                decay_s: 1.0,
+                brightness: 0.0,
+            },
+            &mut noise,
+        );
         // Let the bright transient die, then measure the pitch.
         let hz = autocorrelation_pitch_hz(&buf[4410..22_050], sr);
         assert!((hz - 220.0).abs() < 2.5, "pitch {hz}");
@@ -570,8 +686,29 @@ mod tests {
         hat(&mut buf, sr, 790, 0.05, 1.0, &mut noise);
         clap(&mut buf, sr, 10_000, 1.0, &mut noise);
         timpani(&mut buf, sr, 0, 98.0, 1.0, &mut noise);
-        flute(&mut buf, sr, 0, Flute { freq: 3_000.0, duration_s: 1.0, velocity: 1.0, vibrato_phase: 0.3 }, &mut noise);
-        brass(&mut buf, sr, 0, Brass { freq: 110.0, duration_s: 0.05, velocity: 1.0 }, &mut noise);
+        flute(
+            &mut buf,
+            sr,
+            0,
+            Flute {
+                freq: 3_000.0,
+                duration_s: 1.0,
+                velocity: 1.0,
+                vibrato_phase: 0.3,
+            },
+            &mut noise,
+        );
+        brass(
+            &mut buf,
+            sr,
+            0,
+            Brass {
+                freq: 110.0,
+                duration_s: 0.05,
+                velocity: 1.0,
+            },
+            &mut noise,
+        );
         assert!(buf.iter().all(|x| x.is_finite()));
         assert!(buf.iter().any(|&x| x != 0.0));
     }
