@@ -106,6 +106,9 @@ pub struct Pluck {
 const PLUCK_EXCITATION_MIN_HARMONIC: f32 = 3.0;
 /// Extra excitation bandwidth at full brightness, in harmonics.
 const PLUCK_EXCITATION_HARMONIC_SPAN: f32 = 25.0;
+/// Ring rendered for this many T60s (1.5 → −90 dB), so the cut-off is below
+/// any spectrogram floor instead of a visible edge at −60 dB.
+const PLUCK_RING_T60S: f32 = 1.5;
 /// Seconds of fade at the end of a truncated ring, to avoid a click.
 const PLUCK_TAIL_FADE_S: f32 = 0.02;
 
@@ -131,7 +134,11 @@ pub fn pluck(out: &mut [f32], sample_rate: f32, start: usize, note: Pluck, noise
     line.iter_mut()
         .for_each(|x| *x = (*x - mean) / excitation_peak);
 
-    let range = span(out, start, seconds_to_samples(note.decay_s, sample_rate));
+    let range = span(
+        out,
+        start,
+        seconds_to_samples(note.decay_s * PLUCK_RING_T60S, sample_rate),
+    );
     let fade_from = range
         .len()
         .saturating_sub(seconds_to_samples(PLUCK_TAIL_FADE_S, sample_rate));
