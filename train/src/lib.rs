@@ -5,3 +5,4 @@
 pub mod config_file;
 pub mod inspect;
 pub mod signal_args;
+pub mod synth;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use melfuse_train::inspect::{file_mel_db, write_mel_outputs};
 use melfuse_train::signal_args::SignalArgs;
+use melfuse_train::synth::{write_corpus, SynthCorpusArgs};
 
 /// melfuse trainer: inspect audio, build corpora, train and export models.
 #[derive(Debug, Parser)]
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Render a genre-labelled synthetic corpus (cn, edm, orchestral, cn_edm)
+    /// of 16-bit WAVs plus corpus.json.
+    SynthCorpus(SynthCorpusArgs),
     /// Write the dB mel spectrogram of an audio file as .npy and/or .png.
     Mel {
         /// Audio file (WAV, FLAC, OGG Vorbis or MP3).
@@ -42,6 +46,17 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::SynthCorpus(args) => {
+            let config = args.resolve().context("invalid synth-corpus settings")?;
+            let report = write_corpus(&args.out, &config, args.force)
+                .with_context(|| format!("writing synthetic corpus to {}", args.out.display()))?;
+            println!(
+                "wrote {} clips ({:.1} s of audio) to {}",
+                report.files.len(),
+                report.total_seconds,
+                args.out.display()
+            );
+        }
         Command::Mel { input, out, segment, signal } => {
             let signal = signal.resolve().context("signal parameters")?;
             let db = file_mel_db(&input, &signal, segment)
