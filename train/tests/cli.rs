@@ -94,3 +94,48 @@ fn mistakes_fail_with_a_message_that_names_them() {
     }
     assert!(!Path::new(out).exists(), "a failed run leaves no output");
 }
+
+#[test]
+fn synth_corpus_then_mel_of_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let output = melfuse_train(&[
+        "synth-corpus",
+        "--out",
+        corpus.to_str().unwrap(),
+        "--clips-per-genre",
+        "1",
+        "--seconds",
+        "4",
+        "--seed",
+        "3",
+        "--sample-rate",
+        "22050",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for genre in ["cn", "edm", "orchestral", "cn_edm"] {
+        let clip = corpus.join(genre).join(format!("{genre}_000.wav"));
+        let npy = dir.path().join(format!("{genre}.npy"));
+        let output = melfuse_train(&[
+            "mel",
+            clip.to_str().unwrap(),
+            "--out",
+            npy.to_str().unwrap(),
+            "--sample-rate",
+            "22050",
+            "--segment-seconds",
+            "2",
+            "--overlap-seconds",
+            "1",
+            "--segment",
+            "2",
+        ]);
+        assert!(output.status.success(), "{genre}: {}", stderr(&output));
+        let db: Array2<f32> = read_npy(&npy).unwrap();
+        assert_eq!(db.dim(), (128, 2 * 22_050 / 512 + 1), "{genre}");
+        let loudest = db.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert!(loudest > 0.0, "{genre}: the segment is not silent (peak {loudest} dB)");
+    }
+    let again = melfuse_train(&["synth-corpus", "--out", corpus.to_str().unwrap(), "--clips-per-genre", "1"]);
+    assert!(!again.status.success(), "a non-empty corpus directory needs --force");
+}
