@@ -31,12 +31,17 @@ pub fn encode_spectrogram_png(values: ArrayView2<'_, f32>, low: f32, high: f32) 
     Ok(bytes.into_inner())
 }
 
-/// Writes a dB spectrogram as PNG to `path` (atomically), scaled from its
-/// own maximum down `dynamic_range_db` dB, as spectrogram viewers do.
-pub fn write_db_spectrogram_png(path: &Path, db: ArrayView2<'_, f32>, dynamic_range_db: f32) -> Result<(), AudioError> {
+/// PNG bytes of a dB spectrogram scaled from its own maximum down
+/// `dynamic_range_db` dB, as spectrogram viewers do.
+pub fn encode_db_spectrogram_png(db: ArrayView2<'_, f32>, dynamic_range_db: f32) -> Result<Vec<u8>, AudioError> {
     let high = db.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
     let high = if high.is_finite() { high } else { 0.0 };
-    write_atomically(path, &encode_spectrogram_png(db, high - dynamic_range_db, high)?)
+    encode_spectrogram_png(db, high - dynamic_range_db, high)
+}
+
+/// Writes [`encode_db_spectrogram_png`]'s output to `path` atomically.
+pub fn write_db_spectrogram_png(path: &Path, db: ArrayView2<'_, f32>, dynamic_range_db: f32) -> Result<(), AudioError> {
+    write_atomically(path, &encode_db_spectrogram_png(db, dynamic_range_db)?)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::load::load_mono;
 use melfuse_audio::segment::segment_ranges;
-use melfuse_audio::spectrogram_image::encode_spectrogram_png;
+use melfuse_audio::spectrogram_image::encode_db_spectrogram_png;
 use melfuse_audio::{AudioError, MelSpectrogram, SignalConfig};
 use ndarray::Array2;
 use ndarray_npy::WriteNpyExt;
@@ -95,11 +95,7 @@ pub fn write_mel_outputs(db: &Array2<f32>, outputs: &[PathBuf]) -> Result<(), In
                     .map_err(|e| InspectError::Npy { path: path.clone(), detail: e.to_string() })?;
                 bytes
             }
-            MelOutputFormat::Png => {
-                let high = db.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let high = if high.is_finite() { high } else { 0.0 };
-                encode_spectrogram_png(db.view(), high - PICTURE_DYNAMIC_RANGE_DB, high)?
-            }
+            MelOutputFormat::Png => encode_db_spectrogram_png(db.view(), PICTURE_DYNAMIC_RANGE_DB)?,
         };
         write_atomically(path, &bytes)?;
     }
