@@ -142,10 +142,11 @@ struct Stages {
 /// each stage; returns the dB mel so that nothing is optimised away.
 fn preprocess_file(path: &Path, config: &SignalConfig, stft_only: bool) -> Result<(Stages, Array2<f32>)> {
     let mut stages = Stages::default();
-    let (t, decoded) = timed(|| decode_file(path));
+    // The silence check belongs to load_mono, so it is counted with decoding.
+    let (t, decoded) = timed(|| decode_file(path).map(|d| (peak_dbfs(&d.samples), d)));
     stages.decode = t;
-    let decoded = decoded?;
-    if peak_dbfs(&decoded.samples) < SILENCE_THRESHOLD_DBFS {
+    let (peak, decoded) = decoded?;
+    if peak < SILENCE_THRESHOLD_DBFS {
         bail!("{} is silent", path.display());
     }
     let (t, samples) = timed(|| resample(&decoded.samples, decoded.sample_rate, config.sample_rate));
