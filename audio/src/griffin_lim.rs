@@ -67,7 +67,11 @@ impl GriffinLim {
             let carry = if iteration == 0 { 0.0 } else { carry };
             Zip::from(&mut angles).and(&rebuilt).and(&previous).par_for_each(|a, &r, &p| {
                 let v = r - p * carry;
-                *a = v / (v.norm() + PHASE_EPSILON);
+                // `sqrt(norm_sqr)` and one reciprocal instead of `norm()`
+                // (libm's overflow-safe hypot) and two divisions: this loop
+                // runs over every bin in every iteration and hypot dominated
+                // it; STFT magnitudes are far from f32's overflow range.
+                *a = v * (v.norm_sqr().sqrt() + PHASE_EPSILON).recip();
             });
         }
         Zip::from(&mut estimate).and(&magnitude).and(&angles).par_for_each(|e, &m, &a| *e = a * m);
