@@ -47,7 +47,11 @@ fn bench_preprocess(c: &mut Criterion) {
     let mut group = c.benchmark_group("preprocess");
     // Flat sampling: each iteration takes ~0.1-0.2 s, too long for
     // Criterion's linear ramp to fit 10 samples into a short measurement.
-    group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     for rate in [44_100u32, 48_000] {
         let path = dir.path().join(format!("song_{rate}.wav"));
         test_music::write_music_wav(&path, rate, SONG_SECONDS).expect("writing the test WAV");
@@ -64,7 +68,11 @@ fn bench_griffin_lim(c: &mut Criterion) {
     let clip = test_music::mono_music(config.sample_rate, f64::from(config.segment_seconds));
     let magnitude = stft.forward(&clip).mapv(|c| c.norm());
     let mut group = c.benchmark_group("griffin_lim");
-    group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
     for (name, init) in [("random", PhaseInit::Random), ("phase_locked", PhaseInit::PhaseLocked)] {
         let gl = GriffinLim::new(stft.clone(), GL_ITERS, GL_MOMENTUM).with_init(init);
         group.bench_function(format!("15s_{}iters_{name}", GL_ITERS), |b| {

@@ -224,7 +224,12 @@ fn run_griffin_lim(
     let magnitude: Array2<f32> = ndarray_npy::read_npy(magnitude_path)?;
     let (frames, n_freqs) = magnitude.dim();
     if n_freqs != config.n_freqs() {
-        bail!("{} has {n_freqs} bins per frame; n_fft {} needs {}", magnitude_path.display(), config.n_fft, config.n_freqs());
+        bail!(
+            "{} has {n_freqs} bins per frame; n_fft {} needs {}",
+            magnitude_path.display(),
+            config.n_fft,
+            config.n_freqs()
+        );
     }
     let length = length.unwrap_or(frames.saturating_sub(1) * config.hop_length);
     let stft = Stft::new(config.n_fft, config.hop_length)?;

@@ -45,10 +45,7 @@ impl Noise {
 /// Sum of [`HARMONICS`] harmonics of `hz` at time `t`, band-limited below
 /// Nyquist (`max_hz`) so that no partial aliases.
 fn harmonic_tone(hz: f64, t: f64, max_hz: f64) -> f64 {
-    (1..=HARMONICS)
-        .take_while(|&h| hz * h as f64 <= max_hz)
-        .map(|h| (TAU * hz * h as f64 * t).sin() / h as f64)
-        .sum()
+    (1..=HARMONICS).take_while(|&h| hz * h as f64 <= max_hz).map(|h| (TAU * hz * h as f64 * t).sin() / h as f64).sum()
 }
 
 /// `seconds` of test music at `sample_rate` Hz as interleaved stereo
@@ -93,7 +90,8 @@ pub fn mono_music(sample_rate: u32, seconds: f64) -> Vec<f32> {
 
 /// Writes [`stereo_music`] as a 16-bit PCM stereo WAV file.
 pub fn write_music_wav(path: &Path, sample_rate: u32, seconds: f64) -> Result<(), hound::Error> {
-    let spec = hound::WavSpec { channels: 2, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 2, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let music = stereo_music(sample_rate, seconds);
     let mut writer = hound::WavWriter::create(path, spec)?;
     {
