@@ -59,9 +59,11 @@ impl GriffinLim {
         let mut previous = Array2::<Complex32>::zeros(shape);
         let mut estimate = Array2::<Complex32>::zeros(shape);
         let carry = self.momentum / (1.0 + self.momentum);
+        let mut workspace = self.stft.inverse_workspace(shape.0, length);
+        let mut signal = vec![0.0; length];
         for iteration in 0..self.iterations {
             Zip::from(&mut estimate).and(&magnitude).and(&angles).par_for_each(|e, &m, &a| *e = a * m);
-            let signal = self.stft.inverse(estimate.view(), length);
+            self.stft.inverse_into(estimate.view(), &mut workspace, &mut signal);
             std::mem::swap(&mut previous, &mut rebuilt);
             self.stft.forward_into(&signal, rebuilt.view_mut());
             let carry = if iteration == 0 { 0.0 } else { carry };
@@ -75,7 +77,8 @@ impl GriffinLim {
             });
         }
         Zip::from(&mut estimate).and(&magnitude).and(&angles).par_for_each(|e, &m, &a| *e = a * m);
-        self.stft.inverse(estimate.view(), length)
+        self.stft.inverse_into(estimate.view(), &mut workspace, &mut signal);
+        signal
     }
 }
 

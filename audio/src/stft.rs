@@ -172,40 +172,66 @@ impl Stft {
     /// Inverse STFT by weighted overlap-add (librosa's `istft` with
     /// `center=True`): frames `[frames, n_freqs]` back to `length` samples.
     pub fn inverse(&self, spectrum: ArrayView2<'_, Complex32>, length: usize) -> Vec<f32> {
-        let n_frames = spectrum.nrows();
-        let frames = self.inverse_frames(spectrum);
-        let half = self.n_fft / 2;
+        let mut workspace = self.inverse_workspace(spectrum.nrows(), length);
+        let mut out = vec![0.0; length];
+        self.inverse_into(spectrum, &mut workspace, &mut out);
+        out
+    }
+
+    /// Buffers and window normalisation for repeated inverse STFTs of
+    /// `n_frames` frames into `length` samples.
+    pub fn inverse_workspace(&self, n_frames: usize, length: usize) -> InverseWorkspace {
         // The padded signal spans (n_frames - 1) * hop + n_fft samples; the
         // first n_fft/2 are the centring pad.
-        let padded_len = (n_frames.saturating_sub(1)) * self.hop_length + self.n_fft;
-        let mut signal = vec![0.0f32; padded_len];
-        let mut norm = vec![0.0f32; padded_len];
-        let window_sq: Vec<f32> = self.window.iter().map(|w| w * w).collect();
-        for (f, frame) in frames.axis_iter(Axis(0)).enumerate() {
+        let padded_len = n_frames.saturating_sub(1) * self.hop_length + self.n_fft;
+        let mut window_sum = vec![0.0f32; padded_len];
+        for f in 0..n_frames {
             let start = f * self.hop_length;
-            for (k, v) in frame.iter().enumerate() {
-                signal[start + k] += v;
-                norm[start + k] += window_sq[k];
+            for (s, w) in window_sum[start..start + self.n_fft].iter_mut().zip(&self.window) {
+                *s += w * w;
             }
         }
-        let tiny = f32::MIN_POSITIVE;
-        let mut out = vec![0.0f32; length];
-        for (i, o) in out.iter_mut().enumerate() {
-            let j = i + half;
-            if j < padded_len {
-                *o = if norm[j] > tiny { signal[j] / norm[j] } else { signal[j] };
+        let half = self.n_fft / 2;
+        let inverse_norm = (0..length)
+            .map(|i| match window_sum.get(i + half) {
+                Some(&sum) if sum > f32::MIN_POSITIVE => 1.0 / sum,
+                Some(_) => 1.0,
+                None => 0.0,
+            })
+            .collect();
+        InverseWorkspace {
+            n_frames,
+            frames: Array2::zeros((n_frames, self.n_fft)),
+            padded: vec![0.0; padded_len],
+            inverse_norm,
+        }
+    }
+
+    /// [`inverse`](Self::inverse) into `out` (`length` samples) using a
+    /// workspace from [`inverse_workspace`](Self::inverse_workspace).
+    pub fn inverse_into(&self, spectrum: ArrayView2<'_, Complex32>, workspace: &mut InverseWorkspace, out: &mut [f32]) {
+        assert_eq!(spectrum.nrows(), workspace.n_frames, "workspace was planned for another frame count");
+        assert_eq!(out.len(), workspace.inverse_norm.len(), "workspace was planned for another length");
+        self.inverse_frames_into(spectrum, &mut workspace.frames);
+        workspace.padded.iter_mut().for_each(|v| *v = 0.0);
+        for (f, frame) in workspace.frames.axis_iter(Axis(0)).enumerate() {
+            let start = f * self.hop_length;
+            for (s, v) in workspace.padded[start..start + self.n_fft].iter_mut().zip(frame.iter()) {
+                *s += v;
             }
         }
-        out
+        let half = self.n_fft / 2;
+        for (i, (o, scale)) in out.iter_mut().zip(&workspace.inverse_norm).enumerate() {
+            *o = workspace.padded.get(i + half).map_or(0.0, |v| v * scale);
+        }
     }
 
     /// Windowed time-domain frames of an inverse STFT, `[frames, n_fft]`,
     /// computed in parallel; the caller overlap-adds them.
-    fn inverse_frames(&self, spectrum: ArrayView2<'_, Complex32>) -> Array2<f32> {
+    fn inverse_frames_into(&self, spectrum: ArrayView2<'_, Complex32>, frames: &mut Array2<f32>) {
         let n_freqs = self.n_freqs();
         assert_eq!(spectrum.ncols(), n_freqs, "spectrum has {} bins, STFT expects {n_freqs}", spectrum.ncols());
         let scale = 1.0 / self.n_fft as f32;
-        let mut frames = Array2::<f32>::zeros((spectrum.nrows(), self.n_fft));
         frames.axis_iter_mut(Axis(0)).into_par_iter().zip(spectrum.axis_iter(Axis(0)).into_par_iter()).for_each_init(
             || (self.inverse.make_input_vec(), self.inverse.make_scratch_vec()),
             |(input, scratch), (mut frame, bins)| {
@@ -220,8 +246,18 @@ impl Stft {
                 }
             },
         );
-        frames
     }
+}
+
+/// Buffers and window normalisation of repeated inverse STFTs of one shape,
+/// so that iterative algorithms (Griffin-Lim) allocate and normalise once.
+#[derive(Debug, Clone)]
+pub struct InverseWorkspace {
+    n_frames: usize,
+    frames: Array2<f32>,
+    padded: Vec<f32>,
+    /// Reciprocal of the summed squared window at each output sample.
+    inverse_norm: Vec<f32>,
 }
 
 #[cfg(test)]
