@@ -165,7 +165,7 @@ mod tests {
         let mut values = vec![-100.0f32; 500];
         values.extend((0..500).map(|i| -40.0 + i as f32 * 0.1));
         let h = histogram_of(&values);
-        let settings = DbRangeSettings { ceiling_percentile: 100.0, ..Default::default() };
+        let settings = DbRangeSettings { ceiling_percentile: 100.0, max_dynamic_range_db: 200.0, ..Default::default() };
         let range = measure_db_range(&h, &settings).unwrap();
         assert_eq!(range.db_floor, -100.0);
         let narrow = DbRangeSettings { max_dynamic_range_db: 60.0, ..settings };
