@@ -1,8 +1,9 @@
 //! melfuse-train: everything that happens before a model is served — the
-//! synthetic demo corpus, spectrogram inspection, and (later) preparation,
-//! training and export.
+//! synthetic demo corpus, spectrogram inspection, data preparation (the
+//! shard cache `fit` reads), and (later) training and export.
 
 pub mod config_file;
 pub mod inspect;
+pub mod prepare;
 pub mod signal_args;
 pub mod synth;

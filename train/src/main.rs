@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use melfuse_train::inspect::{file_mel_db, write_mel_outputs};
+use melfuse_train::prepare::{self, PrepareArgs, PrepareOutcome};
 use melfuse_train::signal_args::SignalArgs;
 use melfuse_train::synth::{write_corpus, SynthCorpusArgs};
 
@@ -22,6 +23,10 @@ enum Command {
     /// Render a genre-labelled synthetic corpus (cn, edm, orchestral, cn_edm)
     /// of 16-bit WAVs plus corpus.json.
     SynthCorpus(SynthCorpusArgs),
+    /// Decode a corpus (one folder per genre), cut it into segments, split
+    /// train/validation by track, measure the dB range and write the shard
+    /// cache that `fit` reads, plus a report.
+    Prepare(PrepareArgs),
     /// Write the dB mel spectrogram of an audio file as .npy and/or .png.
     Mel {
         /// Audio file (WAV, FLAC, OGG Vorbis or MP3).
@@ -56,6 +61,21 @@ fn main() -> Result<()> {
                 report.total_seconds,
                 args.out.display()
             );
+        }
+        Command::Prepare(args) => {
+            let config = args.resolve().context("invalid prepare settings")?;
+            let outcome = prepare::run(&args.corpus, &args.out, &config, args.force)
+                .with_context(|| format!("preparing {} into {}", args.corpus.display(), args.out.display()))?;
+            match outcome {
+                PrepareOutcome::UpToDate(index) => println!(
+                    "cache is up to date: {} ({} genres, {} train / {} validation segments); nothing decoded",
+                    args.out.display(),
+                    index.genres.len(),
+                    index.train.segments.len(),
+                    index.validation.segments.len()
+                ),
+                PrepareOutcome::Built(report) => print!("{report}"),
+            }
         }
         Command::Mel { input, out, segment, signal } => {
             let signal = signal.resolve().context("signal parameters")?;

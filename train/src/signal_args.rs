@@ -55,7 +55,17 @@ pub enum SignalArgsError {
 impl SignalArgs {
     /// Defaults, then the file, then the flags; validated.
     pub fn resolve(&self) -> Result<SignalConfig, SignalArgsError> {
-        let mut config: SignalConfig = load_config(self.signal_config.as_deref())?;
+        self.resolve_over(SignalConfig::default())
+    }
+
+    /// `base` (for example a stage config's `[signal]` table), replaced by
+    /// the `--signal-config` file when one is given, then the flags;
+    /// validated.
+    pub fn resolve_over(&self, base: SignalConfig) -> Result<SignalConfig, SignalArgsError> {
+        let mut config = match &self.signal_config {
+            Some(path) => load_config(Some(path))?,
+            None => base,
+        };
         macro_rules! override_with {
             ($($field:ident),*) => { $(if let Some(v) = self.$field { config.$field = v; })* };
         }
@@ -80,6 +90,13 @@ mod tests {
         let args = SignalArgs { signal_config: Some(file), n_mels: Some(80), ..Default::default() };
         let cfg = args.resolve().unwrap();
         assert_eq!((cfg.sample_rate, cfg.n_mels, cfg.n_fft), (22_050, 80, 2048));
+    }
+
+    #[test]
+    fn flags_override_a_stage_base() {
+        let base = SignalConfig { n_mels: 64, frame_multiple: 8, ..Default::default() };
+        let cfg = SignalArgs { n_fft: Some(1024), ..Default::default() }.resolve_over(base).unwrap();
+        assert_eq!((cfg.n_mels, cfg.frame_multiple, cfg.n_fft), (64, 8, 1024));
     }
 
     #[test]
