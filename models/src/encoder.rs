@@ -87,7 +87,13 @@ impl EncoderConfig {
         let mut in_channels = stem_width;
         for (stage, (&width, &count)) in self.widths.iter().zip(&self.blocks).enumerate() {
             for index in 0..count {
-                let stride = if index > 0 { 1 } else if stage == 0 { first_stride } else { 2 };
+                let stride = if index > 0 {
+                    1
+                } else if stage == 0 {
+                    first_stride
+                } else {
+                    2
+                };
                 blocks.push(BasicBlockConfig::new(in_channels, width).with_stride(stride).init(device));
                 in_channels = width;
             }

@@ -113,7 +113,8 @@ mod tests {
     fn reconstruction_is_the_mean_squared_error() {
         let device = device();
         let target = Tensor::<4>::zeros([2, 1, 2, 2], &device);
-        let reconstruction = Tensor::<4>::from_floats([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 2.0]]]], &device);
+        let reconstruction =
+            Tensor::<4>::from_floats([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 2.0]]]], &device);
         let mse = scalar(reconstruction_loss(reconstruction, target));
         assert!((mse - 5.0 / 8.0).abs() < 1e-6);
     }

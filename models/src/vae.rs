@@ -78,7 +78,7 @@ impl VaeConfig {
             .with_stem(Stem::Narrow)
             .with_head_channels(16)
             .with_decoder_base_channels(128)
-            .with_decoder_widths(vec![64, 32, 32, 16, 16])
+            .with_decoder_widths(vec![64, 32, 32, 16, 8])
     }
 
     /// Checks every field the architecture constrains; the error names the first bad field.
