@@ -57,7 +57,7 @@
 //!
 //! | preset | input | encoder | decoder | total parameters |
 //! |---|---|---|---|---|
-//! | [`VaeConfig::tiny`] | 64 × 320 | 16–128, 3×3 stem, Z = 64 | 128 → 64, 32, 32, 16, 8 | 948 225 (4 genres) |
+//! | [`VaeConfig::tiny`] | 64 × 320 | 16–128, 3×3 stem, Z = 64 | 128 → 64, 32, 32, 16, 8 | 949 169 (4 genres) |
 //! | [`VaeConfig::paper`] | 128 × 1280 | 64–512, 7×7 stem, Z = 256 | 512 → 256, 128, 64, 32, 32 | 17 724 513 (4 genres) |
 //!
 //! The paper encoder is ResNet18's 11.2 M convolution weights plus 2.6 M in the flatten head;
