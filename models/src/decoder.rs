@@ -1,0 +1,100 @@
+//! The genre-conditioned decoder: `z: [B, Z]`, `genre: [B, G]` → mel image `[B, 1, n_mels, frames]`
+//! in `(0, 1)`.
+//!
+//! Every step is one ONNX operator (or a BatchNorm that folds into the convolution before it),
+//! so `melfuse-proto` can write `decoder.onnx` from these pub fields:
+//!
+//! ```text
+//! input  = Concat([z, genre], axis 1)                       [B, Z+G]
+//! h      = Reshape(Gemm(input, project), [B, head, h0, w0])   h0 = n_mels/32, w0 = frames/32
+//! h      = Relu(BN(Conv1x1(h)))                             [B, base, h0, w0]    (expand)
+//! h      = UpBlock_i(h, genre)  for i in 0..5               each ×2 in height and width
+//! mel    = Sigmoid(Conv3x3(h) + bias)                       [B, 1, n_mels, frames]
+//! ```
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid};
+
+use crate::block::{Projection, UpBlock, UpBlockConfig};
+use crate::DOWNSAMPLING;
+
+/// Configuration of a [`Decoder`]; normally derived from [`crate::VaeConfig`].
+#[derive(Config, Debug)]
+pub struct DecoderConfig {
+    /// Mel bands of the output (height), a multiple of 32.
+    pub n_mels: usize,
+    /// Frames of the output (width), a multiple of 32.
+    pub frames: usize,
+    /// Latent size `Z`.
+    pub latent_dim: usize,
+    /// Genres `G` in the conditioning mixture.
+    pub n_genres: usize,
+    /// Channels of the map the linear projection produces (mirrors the encoder's flatten head).
+    pub head_channels: usize,
+    /// Channels after the 1×1 expansion, entering the first upsampling block.
+    pub base_channels: usize,
+    /// Output channels of the five upsampling blocks (each doubles height and width).
+    pub widths: Vec<usize>,
+}
+
+impl DecoderConfig {
+    /// Builds the decoder. Expects a config that passed [`crate::VaeConfig::validate`]
+    /// (five widths, sizes multiples of 32); burn panics otherwise.
+    pub fn init(&self, device: &Device) -> Decoder {
+        let grid_height = self.n_mels / DOWNSAMPLING;
+        let grid_width = self.frames / DOWNSAMPLING;
+        let mut blocks = Vec::new();
+        let mut in_channels = self.base_channels;
+        for &width in &self.widths {
+            blocks.push(UpBlockConfig::new(in_channels, width, self.n_genres).init(device));
+            in_channels = width;
+        }
+        Decoder {
+            project: LinearConfig::new(self.latent_dim + self.n_genres, self.head_channels * grid_height * grid_width)
+                .init(device),
+            expand: Projection::new(self.head_channels, self.base_channels, 1, device),
+            blocks,
+            output: Conv2dConfig::new([in_channels, 1], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+            head_channels: self.head_channels,
+            grid_height,
+            grid_width,
+        }
+    }
+}
+
+/// The decoder (see the module docs for the exact operator sequence).
+#[derive(Module, Debug)]
+pub struct Decoder {
+    /// `[z, genre]` → `head_channels · grid_height · grid_width` values, reshaped to a map.
+    pub project: Linear,
+    /// 1×1 convolution + BatchNorm from `head_channels` to the base width, then ReLU.
+    pub expand: Projection,
+    /// The five genre-conditioned ×2 upsampling blocks.
+    pub blocks: Vec<UpBlock>,
+    /// Final 3×3 convolution to one channel (with bias), followed by a sigmoid.
+    pub output: Conv2d,
+    /// Channels of the reshaped projection.
+    pub head_channels: usize,
+    /// `n_mels / 32`: height of the reshaped projection.
+    pub grid_height: usize,
+    /// `frames / 32`: width of the reshaped projection.
+    pub grid_width: usize,
+}
+
+impl Decoder {
+    /// `z: [B, Z]`, `genre: [B, G]` → `[B, 1, n_mels, frames]` in `(0, 1)`.
+    pub fn forward(&self, z: Tensor<2>, genre: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = z.dims();
+        let input = Tensor::cat(vec![z, genre.clone()], 1);
+        let grid = self.project.forward(input).reshape([batch, self.head_channels, self.grid_height, self.grid_width]);
+        let mut hidden = relu(self.expand.forward(grid));
+        for block in &self.blocks {
+            hidden = block.forward(hidden, genre.clone());
+        }
+        sigmoid(self.output.forward(hidden))
+    }
+}

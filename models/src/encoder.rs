@@ -1,0 +1,167 @@
+//! The ResNet18-style encoder: mel image `[B, 1, n_mels, frames]` → `mu, logvar: [B, Z]`.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use crate::block::{BasicBlock, BasicBlockConfig, Projection};
+use crate::DOWNSAMPLING;
+
+/// How the encoder's first layer reduces the input; both choices reach the same total ÷32
+/// (`DOWNSAMPLING`) over the stem plus four stages.
+#[derive(Config, Debug, PartialEq, Copy)]
+pub enum Stem {
+    /// ResNet18's own stem: 7×7 stride-2 convolution + BatchNorm + ReLU + 3×3 stride-2 max-pool
+    /// (÷4); the first stage then keeps the resolution and the other three halve it.
+    /// Sees wide context early; the right choice for wide (64–512) models on 128-mel inputs.
+    Wide,
+    /// 3×3 stride-2 convolution + BatchNorm + ReLU (÷2), no max-pool; every stage halves.
+    /// Far cheaper than the 7×7 for narrow models and keeps more detail of small inputs.
+    Narrow,
+}
+
+/// How the final feature map `[B, C, n_mels/32, frames/32]` becomes the latent vector.
+#[derive(Config, Debug, PartialEq, Copy)]
+pub enum LatentHead {
+    /// 1×1 convolution down to `head_channels` + BatchNorm + ReLU, then flatten the whole map
+    /// into the `mu`/`logvar` linears. Keeps *where* in time and frequency each feature is,
+    /// which a spectrogram decoder needs; costs `head_channels · n_mels/32 · frames/32 · Z`
+    /// weights per linear. The default (see the crate docs for the experiment behind it).
+    Flatten,
+    /// Global average pooling over the map, then the linears. Translation invariant and tiny,
+    /// but throws away the time structure the decoder must rebuild.
+    GlobalAveragePool,
+}
+
+/// Configuration of an [`Encoder`]; normally derived from [`crate::VaeConfig`].
+#[derive(Config, Debug)]
+pub struct EncoderConfig {
+    /// Mel bands of the input (height), a multiple of 32.
+    pub n_mels: usize,
+    /// Frames of the input (width), a multiple of 32.
+    pub frames: usize,
+    /// Latent size `Z`.
+    pub latent_dim: usize,
+    /// Channels of the four stages.
+    pub widths: Vec<usize>,
+    /// BasicBlocks per stage.
+    pub blocks: Vec<usize>,
+    /// Stem variant.
+    pub stem: Stem,
+    /// Feature map → vector reduction.
+    pub latent_head: LatentHead,
+    /// Channels kept by the 1×1 reduction of [`LatentHead::Flatten`].
+    pub head_channels: usize,
+    /// Lower bound `logvar` is clamped to, so `exp(logvar)` cannot underflow to 0.
+    pub logvar_min: f64,
+    /// Upper bound `logvar` is clamped to, so `exp(logvar)` cannot overflow to inf.
+    pub logvar_max: f64,
+}
+
+impl EncoderConfig {
+    /// Builds the encoder. Expects a config that passed [`crate::VaeConfig::validate`]
+    /// (four stages, sizes multiples of 32, non-zero widths); burn panics otherwise.
+    pub fn init(&self, device: &Device) -> Encoder {
+        let stem_width = self.widths[0];
+        let (stem_conv, stem_pool, first_stride) = match self.stem {
+            Stem::Wide => (
+                Conv2dConfig::new([1, stem_width], [7, 7])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+                    .with_bias(false)
+                    .init(device),
+                Some(
+                    MaxPool2dConfig::new([3, 3])
+                        .with_strides([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .init(),
+                ),
+                1,
+            ),
+            Stem::Narrow => (crate::block::conv3x3(1, stem_width, 2, device), None, 2),
+        };
+
+        let mut blocks = Vec::new();
+        let mut in_channels = stem_width;
+        for (stage, (&width, &count)) in self.widths.iter().zip(&self.blocks).enumerate() {
+            for index in 0..count {
+                let stride = if index > 0 {
+                    1
+                } else if stage == 0 {
+                    first_stride
+                } else {
+                    2
+                };
+                blocks.push(BasicBlockConfig::new(in_channels, width).with_stride(stride).init(device));
+                in_channels = width;
+            }
+        }
+
+        let grid_cells = (self.n_mels / DOWNSAMPLING) * (self.frames / DOWNSAMPLING);
+        let (head_reduce, features) = match self.latent_head {
+            LatentHead::Flatten => {
+                (Some(Projection::new(in_channels, self.head_channels, 1, device)), self.head_channels * grid_cells)
+            }
+            LatentHead::GlobalAveragePool => (None, in_channels),
+        };
+
+        Encoder {
+            stem_conv,
+            stem_norm: BatchNormConfig::new(stem_width).init(device),
+            stem_pool,
+            blocks,
+            head_reduce,
+            mu: LinearConfig::new(features, self.latent_dim).init(device),
+            logvar: LinearConfig::new(features, self.latent_dim).init(device),
+            logvar_min: self.logvar_min,
+            logvar_max: self.logvar_max,
+        }
+    }
+}
+
+/// ResNet18-style encoder: stem, BasicBlocks stage by stage (each stage after the first halves
+/// the resolution with a stride-2 block and a 1×1 projection shortcut), then the latent head.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    /// First convolution (7×7 stride 2 for [`Stem::Wide`], 3×3 stride 2 for [`Stem::Narrow`]).
+    pub stem_conv: Conv2d,
+    /// Normalisation after the stem convolution.
+    pub stem_norm: BatchNorm,
+    /// 3×3 stride-2 max-pool of [`Stem::Wide`]; absent for [`Stem::Narrow`].
+    pub stem_pool: Option<MaxPool2d>,
+    /// All BasicBlocks in order, stage after stage.
+    pub blocks: Vec<BasicBlock>,
+    /// 1×1 channel reduction before flattening ([`LatentHead::Flatten`]); absent when the head
+    /// pools globally.
+    pub head_reduce: Option<Projection>,
+    /// Features → posterior mean.
+    pub mu: Linear,
+    /// Features → posterior log-variance (clamped to `[logvar_min, logvar_max]`).
+    pub logvar: Linear,
+    /// See [`EncoderConfig::logvar_min`].
+    pub logvar_min: f64,
+    /// See [`EncoderConfig::logvar_max`].
+    pub logvar_max: f64,
+}
+
+impl Encoder {
+    /// `x: [B, 1, n_mels, frames]` → `(mu, logvar)`, both `[B, Z]`.
+    pub fn forward(&self, input: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let mut hidden = relu(self.stem_norm.forward(self.stem_conv.forward(input)));
+        if let Some(pool) = &self.stem_pool {
+            hidden = pool.forward(hidden);
+        }
+        for block in &self.blocks {
+            hidden = block.forward(hidden);
+        }
+        let features: Tensor<2> = match &self.head_reduce {
+            Some(reduce) => relu(reduce.forward(hidden)).flatten(1, 3),
+            None => hidden.mean_dims(&[2, 3]).flatten(1, 3),
+        };
+        let mu = self.mu.forward(features.clone());
+        let logvar = self.logvar.forward(features).clamp(self.logvar_min, self.logvar_max);
+        (mu, logvar)
+    }
+}

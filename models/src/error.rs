@@ -1,0 +1,62 @@
+//! Errors of [`crate::VaeConfig::validate`], each naming the offending config field.
+
+use thiserror::Error;
+
+/// Why a [`crate::VaeConfig`] cannot build a model. [`VaeConfigError::field`] names the field.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum VaeConfigError {
+    /// A spatial size is not a positive multiple of 32 (the encoder halves it five times and
+    /// the decoder doubles it five times, so anything else cannot round-trip).
+    #[error("`{field}` is {value}; it must be a positive multiple of 32 (the model downsamples by 32)")]
+    NotMultipleOf32 {
+        /// The config field.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+    },
+    /// A count or size that must be at least 1 is 0.
+    #[error("`{field}` must be at least 1")]
+    Zero {
+        /// The config field.
+        field: &'static str,
+    },
+    /// A per-stage list has the wrong number of entries.
+    #[error("`{field}` has {actual} entries; the model needs exactly {expected}")]
+    WrongLength {
+        /// The config field.
+        field: &'static str,
+        /// Entries the architecture needs.
+        expected: usize,
+        /// Entries given.
+        actual: usize,
+    },
+    /// A per-stage list contains a 0.
+    #[error("`{field}` contains 0 at index {index}; every entry must be at least 1")]
+    ZeroEntry {
+        /// The config field.
+        field: &'static str,
+        /// Position of the zero.
+        index: usize,
+    },
+    /// The log-variance clamp range is empty or not finite.
+    #[error("`logvar_min` ({min}) must be finite and below `logvar_max` ({max})")]
+    LogvarRange {
+        /// The configured lower bound.
+        min: f64,
+        /// The configured upper bound.
+        max: f64,
+    },
+}
+
+impl VaeConfigError {
+    /// The name of the config field at fault (`logvar_min` for an empty clamp range).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::NotMultipleOf32 { field, .. }
+            | Self::Zero { field }
+            | Self::WrongLength { field, .. }
+            | Self::ZeroEntry { field, .. } => field,
+            Self::LogvarRange { .. } => "logvar_min",
+        }
+    }
+}
