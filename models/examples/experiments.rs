@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p melfuse-models --example experiments -- latent-head [steps]
 //! cargo run --release -p melfuse-models --example experiments -- step-timing
+//! cargo run --release -p melfuse-models --example experiments -- step-timing tiny 8 10   # one JSON line
 //! ```
 //!
 //! `latent-head` trains the tiny preset with each [`LatentHead`] on one batch of 8 synthetic
@@ -28,8 +29,27 @@ fn main() {
             let steps = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(150);
             latent_head(steps);
         }
+        Some("step-timing") if args.len() == 4 => {
+            let (preset, batch, steps) = (&args[1], args[2].parse(), args[3].parse());
+            let config = match preset.as_str() {
+                "tiny" => VaeConfig::tiny(4),
+                "paper" => VaeConfig::paper(4),
+                other => return eprintln!("unknown preset {other}: tiny or paper"),
+            };
+            match (batch, steps) {
+                (Ok(batch), Ok(steps)) => {
+                    let seconds = time_steps(preset, config, batch, steps);
+                    println!(
+                        "{{\"implementation\": \"melfuse\", \"preset\": \"{preset}\", \"batch\": {batch}, \"steps\": {steps}, \
+                         \"seconds\": {seconds}, \"samples_per_second\": {}}}",
+                        (batch * steps) as f64 / seconds
+                    );
+                }
+                _ => eprintln!("batch and steps must be whole numbers"),
+            }
+        }
         Some("step-timing") => step_timing(),
-        _ => eprintln!("usage: experiments latent-head [steps] | step-timing"),
+        _ => eprintln!("usage: experiments latent-head [steps] | step-timing [tiny|paper BATCH STEPS]"),
     }
 }
 
@@ -114,7 +134,9 @@ fn latent_head(steps: usize) {
     }
 }
 
-fn time_steps(name: &str, config: VaeConfig, batch: usize, repeats: usize) {
+/// Times `repeats` training steps after one warm-up step; prints a summary and returns the total
+/// seconds of the timed steps.
+fn time_steps(name: &str, config: VaeConfig, batch: usize, repeats: usize) -> f64 {
     let device = Device::flex().autodiff();
     let mut model = config.init(&device).expect("presets are valid");
     let images = Tensor::<4>::random([batch, 1, config.n_mels, config.frames], Distribution::Default, &device);
@@ -133,7 +155,8 @@ fn time_steps(name: &str, config: VaeConfig, batch: usize, repeats: usize) {
     }
     let mean = times.iter().sum::<Duration>() / times.len() as u32;
     let best = times.iter().min().copied().unwrap_or_default();
-    println!("{name} (batch {batch}): mean {mean:.3?}, best {best:.3?} per step over {repeats} steps");
+    eprintln!("{name} (batch {batch}): mean {mean:.3?}, best {best:.3?} per step over {repeats} steps");
+    times.iter().sum::<Duration>().as_secs_f64()
 }
 
 fn step_timing() {
