@@ -4,5 +4,6 @@
 //! `manifest.json` from the burn model's weights, and `melfuse-serve` uses it to load and check a
 //! bundle and to parse requests, so both sides agree on one definition of each format.
 
+pub mod api;
 pub mod manifest;
 pub mod onnx;

@@ -502,3 +502,70 @@ fn value_info(name: &str, dtype: DataType, shape: &[Dim]) -> ValueInfoProto {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder_with_input() -> GraphBuilder {
+        let mut g = GraphBuilder::new("t");
+        g.input("x", DataType::Float, &["batch".into(), 4usize.into()]).unwrap();
+        g
+    }
+
+    #[test]
+    fn an_unknown_input_names_the_node_and_the_input() {
+        let mut g = builder_with_input();
+        let err = g.add("sum", "x", "y").unwrap_err();
+        assert_eq!(err, GraphError::UnknownInput { node: "sum".into(), op_type: "Add".into(), input: "y".into() });
+        assert!(err.to_string().contains("node `sum` (Add) reads `y`"), "{err}");
+    }
+
+    #[test]
+    fn names_are_made_unique_and_explicit_clashes_refused() {
+        let mut g = builder_with_input();
+        assert_eq!(g.relu("act", "x").unwrap(), "act");
+        assert_eq!(g.relu("act", "act").unwrap(), "act_1");
+        assert_eq!(g.unique_name("act"), "act_2");
+        assert_eq!(g.input("x", DataType::Float, &[]).unwrap_err(), GraphError::DuplicateName { name: "x".into() });
+        assert_eq!(
+            g.node("Relu", &["x"], &["act"], vec![]).unwrap_err(),
+            GraphError::DuplicateName { name: "act".into() }
+        );
+    }
+
+    #[test]
+    fn initializer_sizes_and_parameter_lengths_are_checked() {
+        let mut g = builder_with_input();
+        let err = g.initializer("w", &[2, 3], &[0.0; 5]).unwrap_err();
+        assert_eq!(err, GraphError::TensorSize { name: "w".into(), dims: vec![2, 3], expected: 6, actual: 5 });
+        let linear = Linear { weight: &[0.0; 8], in_features: 4, out_features: 2, bias: Some(&[0.0; 3]) };
+        assert!(matches!(g.gemm("fc", "x", &linear), Err(GraphError::ParameterMismatch { node, .. }) if node == "fc"));
+    }
+
+    #[test]
+    fn opsets_outside_the_supported_range_are_refused() {
+        assert_eq!(ir_version_for_opset(DEFAULT_OPSET), Ok(8));
+        for opset in [12, 22] {
+            assert!(matches!(GraphBuilder::new("t").with_opset(opset), Err(GraphError::UnsupportedOpset { .. })));
+        }
+    }
+
+    #[test]
+    fn outputs_must_exist_and_the_model_round_trips_through_bytes() {
+        let g = builder_with_input();
+        assert_eq!(g.clone().build().unwrap_err(), GraphError::NoGraphOutputs);
+        let mut missing = g.clone();
+        missing.output("y", DataType::Float, &[]).unwrap();
+        assert_eq!(missing.build().unwrap_err(), GraphError::UndefinedOutput { name: "y".into() });
+
+        let mut g = g.with_opset(21).unwrap();
+        let y = g.resize_nearest("y", "x", 2).unwrap();
+        g.output(&y, DataType::Float, &["batch".into(), 8usize.into()]).unwrap();
+        let model = g.build().unwrap();
+        assert_eq!((model.ir_version, model.opset_import[0].version), (10, 21));
+        let resize = &model.graph.as_ref().unwrap().node[0];
+        assert_eq!(resize.input, ["x", "", "y.scales"]);
+        assert_eq!(ModelProto::from_bytes(&model.to_bytes()).unwrap(), model);
+    }
+}
