@@ -3,6 +3,14 @@
 //! This crate carries no ML framework: `melfuse-train` uses it to write `decoder.onnx` and
 //! `manifest.json` from the burn model's weights, and `melfuse-serve` uses it to load and check a
 //! bundle and to parse requests, so both sides agree on one definition of each format.
+//!
+//! - [`onnx`]: protobuf message types and [`onnx::GraphBuilder`] (opset 17 by default; BatchNorm is
+//!   folded into the convolution before it on export, see [`onnx::fold_batch_norm_into_conv`]).
+//! - [`manifest`]: `manifest.json` and [`manifest::Manifest::load`], which refuses a bundle whose
+//!   parts disagree.
+//! - [`api`]: the `blend` parameter ([`api::BlendSpec`]) and the error body ([`api::ErrorBody`]).
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod manifest;

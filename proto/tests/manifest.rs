@@ -210,8 +210,9 @@ fn decoder_interface_mismatches_each_have_their_own_error() {
 #[test]
 fn manifest_faults_each_have_their_own_error() {
     type Edit = fn(&mut Value);
+    type Check = Box<dyn Fn(&ManifestError) -> bool>;
     let missing = |field: &'static str| move |e: &ManifestError| matches!(e, ManifestError::MissingField { field: f } if f == field);
-    let cases: Vec<(&str, Edit, Box<dyn Fn(&ManifestError) -> bool>, &str)> = vec![
+    let cases: Vec<(&str, Edit, Check, &str)> = vec![
         (
             "missing top-level field",
             |j| drop(j.as_object_mut().unwrap().remove("name")),

@@ -77,7 +77,7 @@ pub fn fold_batch_norm_into_conv(
 ) -> Result<(Vec<f32>, Vec<f32>), FoldError> {
     norm.check()?;
     let channels = norm.gamma.len();
-    if channels == 0 || weight.len() % channels != 0 {
+    if channels == 0 || !weight.len().is_multiple_of(channels) {
         return Err(FoldError::WeightShape { weight_len: weight.len(), channels });
     }
     if let Some(bias) = bias.filter(|b| b.len() != channels) {
