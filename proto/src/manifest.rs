@@ -144,10 +144,8 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// `manifest.json` is not valid JSON.
-    #[error("{}: not valid JSON: {message}", path.display())]
+    #[error("manifest.json is not valid JSON: {message}")]
     Json {
-        /// The manifest file.
-        path: PathBuf,
         /// serde_json's description, with line and column.
         message: String,
     },
@@ -421,10 +419,7 @@ impl Manifest {
     pub fn load(bundle_dir: &Path) -> Result<LoadedBundle, ManifestError> {
         let path = bundle_dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io { path: path.clone(), source })?;
-        let manifest = Self::from_json(&text).map_err(|error| match error {
-            ManifestError::Json { message, .. } => ManifestError::Json { path, message },
-            other => other,
-        })?;
+        let manifest = Self::from_json(&text)?;
         manifest.validate()?;
 
         if manifest.onnx.file.is_empty()
@@ -448,8 +443,7 @@ impl Manifest {
     /// such, not as a missing field) and naming any missing or mistyped field by its dotted path.
     /// Does not run [`Self::validate`].
     pub fn from_json(text: &str) -> Result<Self, ManifestError> {
-        let json_error =
-            |e: serde_json::Error| ManifestError::Json { path: PathBuf::from(MANIFEST_FILE), message: e.to_string() };
+        let json_error = |e: serde_json::Error| ManifestError::Json { message: e.to_string() };
         let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
         match value.get("format_version") {
             None => return Err(ManifestError::MissingField { field: "format_version".into() }),

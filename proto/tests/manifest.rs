@@ -335,3 +335,12 @@ fn manifest_faults_each_have_their_own_error() {
         assert!(err.to_string().contains(message), "{case}: message {err}");
     }
 }
+
+#[test]
+fn a_manifest_that_is_not_json_is_refused_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(MANIFEST_FILE), "{\"format_version\": 1,").unwrap();
+    let err = Manifest::load(dir.path()).unwrap_err();
+    assert!(matches!(err, ManifestError::Json { .. }), "{err:?}");
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
