@@ -44,7 +44,7 @@ pub struct InitSource {
 
 /// `run.json`: what a run trained on and with what, written when the run starts (and rewritten
 /// when `--resume` changes an operational setting such as `steps`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunInfo {
     /// Always [`RUN_FORMAT`].
