@@ -208,3 +208,6 @@ pub enum FitError {
         source: serde_json::Error,
     },
 }
+
+#[cfg(test)]
+mod tests;

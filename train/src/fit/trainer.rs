@@ -397,7 +397,7 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
         save(&checkpoints, &run, config)?;
     }
     let validated_here = last_validation.as_ref().is_some_and(|v: &ValidationMetrics| v.step == step);
-    if !interrupted && !validated_here && !validation_pool.is_empty() && step > start_step {
+    if step >= config.steps && !validated_here && !validation_pool.is_empty() && step > start_step {
         let record = validate(&run.model, &cache, &validation_pool, &info, &losses, step, &device)?;
         metrics.append(&MetricRecord::Validation(record.clone()))?;
         last_validation = Some(record);
