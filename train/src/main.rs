@@ -101,13 +101,23 @@ fn main() -> Result<()> {
                 losses(outcome.last_train.as_ref()),
             );
             if let Some(v) = &outcome.last_validation {
-                println!("validation at step {}: loss {:.5} (mse {:.5}, kl {:.2})", v.step, v.loss, v.reconstruction, v.kl);
+                println!(
+                    "validation at step {}: loss {:.5} (mse {:.5}, kl {:.2})",
+                    v.step, v.loss, v.reconstruction, v.kl
+                );
             }
             if outcome.nonfinite_total > 0 {
-                println!("{} non-finite steps skipped, {} checkpoint reloads", outcome.nonfinite_total, outcome.restores);
+                println!(
+                    "{} non-finite steps skipped, {} checkpoint reloads",
+                    outcome.nonfinite_total, outcome.restores
+                );
             }
             if outcome.interrupted {
-                println!("continue with: melfuse-train fit {} --out {} --resume", args.cache.display(), args.out.display());
+                println!(
+                    "continue with: melfuse-train fit {} --out {} --resume",
+                    args.cache.display(),
+                    args.out.display()
+                );
             }
         }
         Command::Mel { input, out, segment, signal } => {

@@ -125,7 +125,8 @@ pub fn save(
     write(model_path, &model_bytes)?;
     write(optimizer_path, &optimizer_bytes)?;
     let state_path = file(dir, step, STATE_SUFFIX);
-    let json = serde_json::to_vec_pretty(&state).map_err(|source| FitError::Json { path: state_path.clone(), source })?;
+    let json =
+        serde_json::to_vec_pretty(&state).map_err(|source| FitError::Json { path: state_path.clone(), source })?;
     write(state_path, &json)?;
     write(dir.join(LATEST_FILE), format!("{}\n", checkpoint_stem(step)).as_bytes())?;
     if let Ok(handle) = std::fs::File::open(dir) {
@@ -174,7 +175,10 @@ pub fn read_checkpoint(dir: &Path, step: u64) -> Result<LoadedCheckpoint, FitErr
     if state.format_version != CHECKPOINT_FORMAT_VERSION || state.step != step {
         return Err(record_error(
             &state_path,
-            format!("version {} step {}, expected version {CHECKPOINT_FORMAT_VERSION} step {step}", state.format_version, state.step),
+            format!(
+                "version {} step {}, expected version {CHECKPOINT_FORMAT_VERSION} step {step}",
+                state.format_version, state.step
+            ),
         ));
     }
     let load = |suffix: &str, expected: &str| -> Result<(PathBuf, Bytes), FitError> {

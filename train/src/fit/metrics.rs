@@ -108,10 +108,11 @@ impl MetricRecord {
 /// writing it) is ignored; any other unparseable line is an error naming its number.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRecord>, FitError> {
     let file = File::open(path).map_err(|source| FitError::Io { action: "open", path: path.to_path_buf(), source })?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|source| FitError::Io { action: "read", path: path.to_path_buf(), source })?;
+    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|source| FitError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut records = Vec::with_capacity(lines.len());
     for (number, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
@@ -149,26 +150,30 @@ impl MetricsWriter {
         for record in &kept {
             text.push_str(&to_line(record, path)?);
         }
-        write_atomically(path, text.as_bytes()).map_err(|source| FitError::Write { path: path.to_path_buf(), source })?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|source| FitError::Io { action: "open", path: path.to_path_buf(), source })?;
+        write_atomically(path, text.as_bytes())
+            .map_err(|source| FitError::Write { path: path.to_path_buf(), source })?;
+        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(|source| FitError::Io {
+            action: "open",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Self { path: path.to_path_buf(), file })
     }
 
     /// Appends one record as a line and flushes it.
     pub fn append(&mut self, record: &MetricRecord) -> Result<(), FitError> {
         let line = to_line(record, &self.path)?;
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.flush())
-            .map_err(|source| FitError::Io { action: "append to", path: self.path.clone(), source })
+        self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(|source| FitError::Io {
+            action: "append to",
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
 fn to_line(record: &MetricRecord, path: &Path) -> Result<String, FitError> {
-    let mut line = serde_json::to_string(record).map_err(|source| FitError::Json { path: path.to_path_buf(), source })?;
+    let mut line =
+        serde_json::to_string(record).map_err(|source| FitError::Json { path: path.to_path_buf(), source })?;
     line.push('\n');
     Ok(line)
 }
@@ -194,7 +199,8 @@ mod tests {
     fn lines_have_the_documented_shape_and_round_trip() {
         let line = serde_json::to_string(&train(3)).unwrap();
         assert!(line.starts_with(r#"{"kind":"train","step":3,"lr":"#), "{line}");
-        let validation = MetricRecord::Validation(ValidationMetrics { step: 4, loss: 1.0, reconstruction: 0.5, kl: 2.0 });
+        let validation =
+            MetricRecord::Validation(ValidationMetrics { step: 4, loss: 1.0, reconstruction: 0.5, kl: 2.0 });
         let line = serde_json::to_string(&validation).unwrap();
         assert_eq!(line, r#"{"kind":"validation","step":4,"loss":1.0,"reconstruction":0.5,"kl":2.0}"#);
         assert_eq!(serde_json::from_str::<MetricRecord>(&line).unwrap(), validation);
@@ -223,8 +229,11 @@ mod tests {
     fn a_bad_line_in_the_middle_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.jsonl");
-        std::fs::write(&path, "{\"kind\":\"bogus\"}\n{\"kind\":\"validation\",\"step\":1,\"loss\":1,\"reconstruction\":1,\"kl\":0}\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "{\"kind\":\"bogus\"}\n{\"kind\":\"validation\",\"step\":1,\"loss\":1,\"reconstruction\":1,\"kl\":0}\n",
+        )
+        .unwrap();
         let message = read_metrics(&path).unwrap_err().to_string();
         assert!(message.contains("line 1"), "{message}");
     }

@@ -77,8 +77,10 @@ impl RunInfo {
     /// Reads and checks `RUN_DIR/run.json`.
     pub fn read(run_dir: &Path) -> Result<Self, FitError> {
         let path = run_dir.join(RUN_FILE);
-        let bytes = std::fs::read(&path).map_err(|source| FitError::Io { action: "read", path: path.clone(), source })?;
-        let info: Self = serde_json::from_slice(&bytes).map_err(|source| FitError::Json { path: path.clone(), source })?;
+        let bytes =
+            std::fs::read(&path).map_err(|source| FitError::Io { action: "read", path: path.clone(), source })?;
+        let info: Self =
+            serde_json::from_slice(&bytes).map_err(|source| FitError::Json { path: path.clone(), source })?;
         if info.format != RUN_FORMAT || info.format_version != RUN_FORMAT_VERSION {
             return Err(FitError::RunFormat {
                 path,
@@ -92,7 +94,8 @@ impl RunInfo {
     /// Writes `RUN_DIR/run.json` atomically.
     pub fn write(&self, run_dir: &Path) -> Result<(), FitError> {
         let path = run_dir.join(RUN_FILE);
-        let mut text = serde_json::to_string_pretty(self).map_err(|source| FitError::Json { path: path.clone(), source })?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| FitError::Json { path: path.clone(), source })?;
         text.push('\n');
         write_atomically(&path, text.as_bytes()).map_err(|source| FitError::Write { path, source })
     }

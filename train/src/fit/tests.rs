@@ -97,7 +97,8 @@ fn train_records(run_dir: &Path) -> Vec<TrainMetrics> {
 fn presets_parse_and_validate() {
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     for (preset, frames, n_mels) in [("tiny", 320, 64), ("paper", 1280, 128)] {
-        let prepare: PrepareConfig = load_config(Some(&configs.join(preset).join("prepare.toml"))).expect("prepare.toml");
+        let prepare: PrepareConfig =
+            load_config(Some(&configs.join(preset).join("prepare.toml"))).expect("prepare.toml");
         prepare.validate().expect("prepare.toml validates");
         assert_eq!((prepare.signal.n_mels, prepare.signal.model_frames()), (n_mels, frames), "{preset}");
         let fit: FitConfig = load_config(Some(&configs.join(preset).join("fit.toml"))).expect("fit.toml");
@@ -246,8 +247,8 @@ fn an_interrupt_checkpoints_the_current_step_and_resume_finishes() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("learning_rate"), "{error}");
-    let outcome = fit(&FitRequest { resume: true, ..request(&cache, &run_dir, config) }, &FitHooks::default())
-        .expect("resume");
+    let outcome =
+        fit(&FitRequest { resume: true, ..request(&cache, &run_dir, config) }, &FitHooks::default()).expect("resume");
     assert!(!outcome.interrupted);
     assert_eq!(outcome.step, 8);
     let steps: Vec<u64> = train_records(&run_dir).iter().map(|m| m.step).collect();
@@ -263,7 +264,8 @@ fn fine_tuning_keeps_the_pretrained_conditioning_and_names_unknown_genres() {
 
     let tuned = dir.path().join("tuned");
     let init = Some(InitRequest { source: pretrained.clone() });
-    let tune = FitRequest { init: init.clone(), genres: Some(vec!["edm".into()]), ..request(&cache, &tuned, small_config(2)) };
+    let tune =
+        FitRequest { init: init.clone(), genres: Some(vec!["edm".into()]), ..request(&cache, &tuned, small_config(2)) };
     fit(&tune, &FitHooks::default()).expect("fine-tune");
     let info = RunInfo::read(&tuned).unwrap();
     assert_eq!(info.genres, ["cn", "edm"]);
@@ -271,7 +273,11 @@ fn fine_tuning_keeps_the_pretrained_conditioning_and_names_unknown_genres() {
     assert_eq!(info.model.n_genres, 2);
     assert_eq!(info.init.as_ref().map(|i| i.step), Some(3));
 
-    let bad = FitRequest { init, genres: Some(vec!["jazz".into()]), ..request(&cache, &dir.path().join("bad"), small_config(2)) };
+    let bad = FitRequest {
+        init,
+        genres: Some(vec!["jazz".into()]),
+        ..request(&cache, &dir.path().join("bad"), small_config(2))
+    };
     let message = fit(&bad, &FitHooks::default()).unwrap_err().to_string();
     assert!(message.contains("`jazz`"), "{message}");
 }

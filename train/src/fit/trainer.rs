@@ -16,9 +16,13 @@ use melfuse_models::{kl_divergence, reconstruction_loss, Vae, VaeConfig, VaeLoss
 use sha2::{Digest, Sha256};
 
 use super::batches::{noise, BatchSampler, HostBatch, PoolEntry};
-use super::checkpoint::{self, apply_model_record, newest_loadable, read_checkpoint, CheckpointState, LoadedCheckpoint};
+use super::checkpoint::{
+    self, apply_model_record, newest_loadable, read_checkpoint, CheckpointState, LoadedCheckpoint,
+};
 use super::metrics::{MetricRecord, MetricsWriter, NonfiniteAction, NonfiniteEvent, TrainMetrics, ValidationMetrics};
-use super::run_dir::{checkpoints_dir, create_fresh, metrics_path, InitSource, RunInfo, RUN_FILE, RUN_FORMAT, RUN_FORMAT_VERSION};
+use super::run_dir::{
+    checkpoints_dir, create_fresh, metrics_path, InitSource, RunInfo, RUN_FILE, RUN_FORMAT, RUN_FORMAT_VERSION,
+};
 use super::schedule::{learning_rate_at, loss_config};
 use super::{interrupt, DeviceSpec, FitConfig, FitError};
 use crate::prepare::cache::Cache;
@@ -332,10 +336,7 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
                     nonfinite_skipped: run.state.nonfinite_total,
                 };
                 window = (Instant::now(), 0);
-                progress.set_message(format!(
-                    "loss {total:.5} lr {lr:.2e} {:.1} samples/s",
-                    record.samples_per_second
-                ));
+                progress.set_message(format!("loss {total:.5} lr {lr:.2e} {:.1} samples/s", record.samples_per_second));
                 metrics.append(&MetricRecord::Train(record.clone()))?;
                 first_train.get_or_insert_with(|| record.clone());
                 last_train = Some(record);
@@ -346,7 +347,8 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
             run.state.consecutive_nonfinite += 1;
             let consecutive = run.state.consecutive_nonfinite;
             let action = if consecutive >= config.max_consecutive_nonfinite {
-                let loaded = newest_loadable(&checkpoints)?.ok_or_else(|| FitError::NoCheckpoint { dir: checkpoints.clone() })?;
+                let loaded = newest_loadable(&checkpoints)?
+                    .ok_or_else(|| FitError::NoCheckpoint { dir: checkpoints.clone() })?;
                 tracing::warn!(
                     "step {number}: non-finite loss ({total}), {consecutive} in a row: reloading checkpoint step {} \
                      and multiplying the learning rate by {}",
@@ -360,7 +362,9 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
                 run.state.consecutive_nonfinite = 0;
                 NonfiniteAction::Restored
             } else {
-                tracing::warn!("step {number}: non-finite loss ({total}); optimiser step skipped ({consecutive} in a row)");
+                tracing::warn!(
+                    "step {number}: non-finite loss ({total}); optimiser step skipped ({consecutive} in a row)"
+                );
                 NonfiniteAction::Skipped
             };
             metrics.append(&MetricRecord::Nonfinite(NonfiniteEvent {
@@ -489,7 +493,9 @@ fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Re
         db_range: cache.db_range(),
         fit: config.clone(),
         model: model_config,
-        init: pretrained.as_ref().map(|(run_dir, _, loaded)| InitSource { run_dir: run_dir.clone(), step: loaded.state.step }),
+        init: pretrained
+            .as_ref()
+            .map(|(run_dir, _, loaded)| InitSource { run_dir: run_dir.clone(), step: loaded.state.step }),
     };
     info.write(&request.run_dir)?;
     let mut model = init_model(&info.model, config.seed, device)?;
@@ -604,8 +610,7 @@ mod tests {
         let (conditioning, train) = resolve_genres(&cache, None, None).unwrap();
         assert_eq!((conditioning.clone(), train), (cache.clone(), cache.clone()));
         let pretrained = names(&["cn", "cn_edm", "edm", "orchestral"]);
-        let (conditioning, train) =
-            resolve_genres(&cache, Some(&names(&["edm", "cn"])), Some(&pretrained)).unwrap();
+        let (conditioning, train) = resolve_genres(&cache, Some(&names(&["edm", "cn"])), Some(&pretrained)).unwrap();
         assert_eq!(conditioning, pretrained);
         assert_eq!(train, names(&["edm", "cn"]));
         let error = resolve_genres(&cache, Some(&names(&["jazz"])), None).unwrap_err().to_string();
