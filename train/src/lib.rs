@@ -4,6 +4,7 @@
 
 pub mod config_file;
 pub mod eval;
+pub mod fit;
 pub mod inspect;
 pub mod prepare;
 pub mod signal_args;

@@ -2,25 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::fit::DeviceSpec;
 
 use super::{EvalError, EvalSettings, DEFAULT_BATCH_SIZE, DEFAULT_TEMPERATURE};
-
-/// Where the model runs during evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EvalDevice {
-    /// burn's pure-Rust `flex` CPU backend.
-    Cpu,
-}
-
-impl EvalDevice {
-    /// The burn device for this choice.
-    pub fn device(self) -> burn::tensor::Device {
-        match self {
-            EvalDevice::Cpu => burn::tensor::Device::flex(),
-        }
-    }
-}
 
 /// `melfuse-train eval RUN_DIR [--cache DIR] [--out DIR] [--device cpu] [--seed K]`.
 #[derive(Debug, Clone, Args)]
@@ -33,9 +19,9 @@ pub struct EvalArgs {
     /// Output folder; default: RUN_DIR/eval.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Device to run the model on.
-    #[arg(long, value_enum, default_value_t = EvalDevice::Cpu)]
-    pub device: EvalDevice,
+    /// Device to run the model on: `cpu`, or `cuda:N` with the `cuda` feature (as for `fit`).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
     /// Seed of the noise behind the generated clips in grid.png.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -9,7 +9,7 @@
 //! counted and skipped, so a damaged log still gives a plot.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::RgbImage;
 use plotters::coord::Shift;
@@ -59,6 +59,8 @@ pub struct MetricsHistory {
     pub train: Vec<TrainRecord>,
     /// Validation records.
     pub validation: Vec<ValidationRecord>,
+    /// Steps whose loss was not finite (`{"kind":"nonfinite", …}` lines).
+    pub nonfinite_steps: Vec<u64>,
     /// Lines that were not JSON records of a known kind (skipped).
     pub unreadable_lines: usize,
 }
@@ -82,6 +84,8 @@ pub struct HistorySummary {
     pub train_records: usize,
     /// Validation records read.
     pub validation_records: usize,
+    /// Non-finite losses logged.
+    pub nonfinite_steps: usize,
     /// Lines skipped as unreadable.
     pub unreadable_lines: usize,
 }
@@ -111,6 +115,7 @@ impl MetricsHistory {
                     reconstruction: nan(line.reconstruction),
                     kl: nan(line.kl),
                 }),
+                "nonfinite" => history.nonfinite_steps.push(line.step),
                 _ => history.unreadable_lines += 1,
             }
         }
@@ -139,6 +144,7 @@ impl MetricsHistory {
         HistorySummary {
             train_records: self.train.len(),
             validation_records: self.validation.len(),
+            nonfinite_steps: self.nonfinite_steps.len(),
             unreadable_lines: self.unreadable_lines,
         }
     }
@@ -303,9 +309,4 @@ fn step_label(step: &f64) -> String {
 /// Tick label of a log₁₀ axis: the value itself, `10^v`, in scientific notation.
 fn log_label(log10: &f64) -> String {
     format!("{:.1e}", 10f64.powf(*log10))
-}
-
-/// Where `metrics.jsonl` lives in a run folder.
-pub fn metrics_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("metrics.jsonl")
 }

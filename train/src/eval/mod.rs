@@ -6,9 +6,10 @@
 //! - `curves.png`, the training history ([`curves`]), and `grid.png`, real / reconstructed /
 //!   generated spectrograms per genre ([`grid`]).
 //!
-//! Everything here works on plain inputs — an inference-mode [`Vae`], an open [`Cache`], a burn
-//! [`Device`] — so it is testable with a freshly initialised model; loading a run folder is the
-//! caller's job (`fit::checkpoint::load_model`).
+//! The steps work on plain inputs — an inference-mode [`Vae`], an open [`Cache`], a burn
+//! [`Device`] ([`run`] with [`EvalInputs`]) — so they are testable with a freshly initialised
+//! model; [`evaluate_run`] loads a `fit` run folder (newest checkpoint, `run.json`) and calls
+//! [`run`].
 //!
 //! ```text
 //! OUT/eval.json        EvalReport: metrics, separation, what was drawn
@@ -35,13 +36,15 @@ use melfuse_audio::{AudioError, DbRange};
 use melfuse_models::{Vae, VaeConfig};
 use serde::{Deserialize, Serialize};
 
-pub use args::{EvalArgs, EvalDevice};
+pub use args::EvalArgs;
 use centroids::{centroid_separation, CentroidSeparation, CENTROIDS_FILE};
 use curves::{write_curves_png, HistorySummary, MetricsHistory, CURVES_SIZE};
 use fonts::TextRendering;
 use grid::{render_grid, GridLayout};
 use metrics::ReconstructionMetrics;
 
+use crate::fit::run_dir::metrics_path;
+use crate::fit::{load_model, FitError};
 use crate::prepare::cache::{Cache, CacheError};
 use crate::prepare::split::Split;
 
@@ -78,6 +81,9 @@ pub enum EvalError {
         /// What differs.
         detail: String,
     },
+    /// The run folder or its checkpoint could not be loaded.
+    #[error(transparent)]
+    Fit(#[from] FitError),
     /// Reading a segment from the cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -427,6 +433,40 @@ pub fn run(
     };
     write_json(&report, "the evaluation report", &out_dir.join(EVAL_FILE))?;
     Ok(report)
+}
+
+/// What [`evaluate_run`] did.
+#[derive(Debug)]
+pub struct EvalOutcome {
+    /// The report written to `eval.json`.
+    pub report: EvalReport,
+    /// The folder the four files went to.
+    pub out_dir: PathBuf,
+}
+
+/// `melfuse-train eval`: loads the newest checkpoint of `args.run_dir` in inference mode, opens
+/// the cache (`--cache`, or the one in `run.json`), finds a font, and runs [`run`] into
+/// `--out` (default `RUN_DIR/eval`).
+pub fn evaluate_run(args: &EvalArgs) -> Result<EvalOutcome, EvalError> {
+    let settings = args.settings()?;
+    let device = args.device.device()?;
+    let (model, info, step) = load_model(&args.run_dir, &device)?;
+    let cache_dir = args.cache.clone().unwrap_or_else(|| info.cache_dir.clone());
+    let cache = Cache::open(&cache_dir)?;
+    let metrics = metrics_path(&args.run_dir);
+    let inputs = EvalInputs {
+        model: &model,
+        vae_config: &info.model,
+        genres: &info.genres,
+        db_range: info.db_range,
+        step: Some(step),
+        cache: &cache,
+        metrics: &metrics,
+        device: &device,
+    };
+    let out_dir = args.out_dir();
+    let report = run(&inputs, &settings, &out_dir, &fonts::load_font())?;
+    Ok(EvalOutcome { report, out_dir })
 }
 
 fn optional(value: Option<f64>, decimals: usize) -> String {

@@ -68,6 +68,7 @@ const METRICS_JSONL: &str = r#"{"kind":"train","step":0,"lr":0.0001,"beta":0.0,"
 {"kind":"train","step":10,"lr":0.001,"beta":0.00001,"loss":0.1,"reconstruction":0.099,"kl":40.0,"samples_per_second":11.0,"nonfinite_skipped":0}
 {"kind":"train","step":20,"lr":0.001,"beta":0.00002,"loss":NaN,"reconstruction":NaN,"kl":NaN,"samples_per_second":11.0,"nonfinite_skipped":1}
 {"kind":"train","step":30,"lr":0.001,"beta":0.00003,"loss":null,"reconstruction":null,"kl":null,"samples_per_second":11.0,"nonfinite_skipped":2}
+{"kind":"nonfinite","step":30,"lr":0.001,"action":"skipped","consecutive":1,"total":2}
 {"kind":"validation","step":30,"loss":0.08,"reconstruction":0.079,"kl":35.0}
 {"kind":"train","step":40,"lr":0.0005,"beta":0.00004,"loss":0.05,"reconstruction":0.049,"kl":30.0,"samples_per_second":12.0,"nonfinite_skipped":2}
 {"kind":"validation","step":40,"loss":0.06,"reconstruction":0.059,"kl":28.0}
@@ -220,6 +221,7 @@ fn metrics_history_skips_unreadable_lines_and_keeps_null_values_as_nan() {
     assert_eq!(history.unreadable_lines, 2);
     assert_eq!(history.train.len(), 4);
     assert_eq!(history.validation.len(), 2);
+    assert_eq!(history.nonfinite_steps, [30]);
     assert!(history.train[2].loss.is_nan() && history.train[2].lr == 0.001);
 }
 
