@@ -3,6 +3,8 @@
 //! shard cache `fit` reads), and (later) training and export.
 
 pub mod config_file;
+pub mod eval;
+pub mod fit;
 pub mod inspect;
 pub mod prepare;
 pub mod signal_args;

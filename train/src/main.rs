@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use melfuse_train::eval::{self, EvalArgs};
+use melfuse_train::fit::{self, FitArgs, FitHooks};
 use melfuse_train::inspect::{file_mel_db, write_mel_outputs};
 use melfuse_train::prepare::{self, PrepareArgs, PrepareOutcome};
 use melfuse_train::signal_args::SignalArgs;
@@ -27,6 +29,14 @@ enum Command {
     /// train/validation by track, measure the dB range and write the shard
     /// cache that `fit` reads, plus a report.
     Prepare(PrepareArgs),
+    /// Train the VAE on a prepared cache: writes run.json, metrics.jsonl and
+    /// checkpoints to --out; Ctrl-C/SIGTERM checkpoint and stop (exit 0),
+    /// --resume continues.
+    Fit(FitArgs),
+    /// Evaluate a training run: validation metrics per genre, latent
+    /// centroids, training curves and a spectrogram grid, written to
+    /// RUN_DIR/eval (or --out).
+    Eval(EvalArgs),
     /// Write the dB mel spectrogram of an audio file as .npy and/or .png.
     Mel {
         /// Audio file (WAV, FLAC, OGG Vorbis or MP3).
@@ -75,6 +85,57 @@ fn main() -> Result<()> {
                     index.validation.segments.len()
                 ),
                 PrepareOutcome::Built(report) => print!("{report}"),
+            }
+        }
+        Command::Eval(args) => {
+            let outcome = eval::evaluate_run(&args)
+                .with_context(|| format!("evaluating the run in {}", args.run_dir.display()))?;
+            print!("{}", outcome.report);
+            println!(
+                "wrote {}, {}, {} and {} to {}",
+                eval::EVAL_FILE,
+                eval::centroids::CENTROIDS_FILE,
+                eval::CURVES_FILE,
+                eval::GRID_FILE,
+                outcome.out_dir.display()
+            );
+        }
+        Command::Fit(args) => {
+            let request = args.resolve().context("invalid fit settings")?;
+            let outcome = fit::fit(&request, &FitHooks::default())
+                .with_context(|| format!("training on {} into {}", args.cache.display(), args.out.display()))?;
+            let losses = |m: Option<&fit::metrics::TrainMetrics>| {
+                m.map_or_else(|| "-".to_string(), |m| format!("{:.5} (mse {:.5})", m.loss, m.reconstruction))
+            };
+            println!(
+                "{} at step {} ({} steps in {:.1} s: {:.2} steps/s, {:.1} samples/s); train loss {} → {}",
+                if outcome.interrupted { "interrupted, checkpoint written" } else { "finished" },
+                outcome.step,
+                outcome.steps_run,
+                outcome.elapsed.as_secs_f64(),
+                outcome.steps_per_second,
+                outcome.samples_per_second,
+                losses(outcome.first_train.as_ref()),
+                losses(outcome.last_train.as_ref()),
+            );
+            if let Some(v) = &outcome.last_validation {
+                println!(
+                    "validation at step {}: loss {:.5} (mse {:.5}, kl {:.2})",
+                    v.step, v.loss, v.reconstruction, v.kl
+                );
+            }
+            if outcome.nonfinite_total > 0 {
+                println!(
+                    "{} non-finite steps skipped, {} checkpoint reloads",
+                    outcome.nonfinite_total, outcome.restores
+                );
+            }
+            if outcome.interrupted {
+                println!(
+                    "continue with: melfuse-train fit {} --out {} --resume",
+                    args.cache.display(),
+                    args.out.display()
+                );
             }
         }
         Command::Mel { input, out, segment, signal } => {
