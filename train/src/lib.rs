@@ -1,9 +1,10 @@
 //! melfuse-train: everything that happens before a model is served — the
 //! synthetic demo corpus, spectrogram inspection, data preparation (the
-//! shard cache `fit` reads), and (later) training and export.
+//! shard cache `fit` reads), training, evaluation and export to a model bundle.
 
 pub mod config_file;
 pub mod eval;
+pub mod export;
 pub mod fit;
 pub mod inspect;
 pub mod prepare;

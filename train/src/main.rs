@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use melfuse_train::eval::{self, EvalArgs};
+use melfuse_train::export::{export_run, ExportArgs};
 use melfuse_train::fit::{self, FitArgs, FitHooks};
 use melfuse_train::inspect::{file_mel_db, write_mel_outputs};
 use melfuse_train::prepare::{self, PrepareArgs, PrepareOutcome};
@@ -37,6 +38,9 @@ enum Command {
     /// centroids, training curves and a spectrogram grid, written to
     /// RUN_DIR/eval (or --out).
     Eval(EvalArgs),
+    /// Export a training run as a model bundle for the service: decoder.onnx,
+    /// manifest.json and preview.png.
+    Export(ExportArgs),
     /// Write the dB mel spectrogram of an audio file as .npy and/or .png.
     Mel {
         /// Audio file (WAV, FLAC, OGG Vorbis or MP3).
@@ -86,6 +90,22 @@ fn main() -> Result<()> {
                 ),
                 PrepareOutcome::Built(report) => print!("{report}"),
             }
+        }
+        Command::Export(args) => {
+            let outcome =
+                export_run(&args).with_context(|| format!("exporting the run in {}", args.run_dir.display()))?;
+            let manifest = &outcome.manifest;
+            println!(
+                "wrote bundle `{}` to {}: decoder.onnx ({:.1} MB, opset {}), {} genres, latent {}, step {}{}",
+                manifest.name,
+                outcome.bundle_dir.display(),
+                outcome.decoder_bytes as f64 / 1e6,
+                manifest.onnx.opset,
+                manifest.genres.len(),
+                manifest.latent_dim,
+                manifest.training.steps,
+                if outcome.reused_eval_centroids { " (centroids from eval)" } else { "" },
+            );
         }
         Command::Eval(args) => {
             let outcome = eval::evaluate_run(&args)

@@ -1,0 +1,251 @@
+//! `melfuse-train export RUN_DIR --out models/NAME`: a trained run as a model bundle the service
+//! loads — `decoder.onnx` (see [`decoder_graph`]), `manifest.json` (every field DESIGN.md lists,
+//! validated by reading the bundle back with `Manifest::load`) and `preview.png` (one generated
+//! spectrogram per genre, decoded from its centroid, top to bottom in genre order).
+
+pub mod decoder_graph;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use melfuse_audio::atomic_file::write_atomically;
+use melfuse_audio::spectrogram_image::render_spectrogram;
+use melfuse_models::Vae;
+use melfuse_proto::manifest::{
+    decoder_interface, sha256_hex, GenreDataset, Manifest, ManifestError, OnnxInfo, TrainingSummary, DECODER_FILE,
+    FORMAT_VERSION,
+};
+use melfuse_proto::onnx::{DEFAULT_OPSET, SUPPORTED_OPSETS};
+
+use crate::eval::centroids::Centroids;
+use crate::eval::{EvalError, Evaluator};
+use crate::fit::checkpoint::load_model;
+use crate::fit::metrics::{read_metrics, MetricRecord};
+use crate::fit::run_dir::metrics_path;
+use crate::fit::{FitError, RunInfo};
+use crate::prepare::cache::{Cache, CacheError};
+use crate::prepare::split::Split;
+use decoder_graph::{decoder_to_onnx, DecoderGraphError, DecoderShape};
+
+/// The manifest file of a bundle.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The preview picture of a bundle.
+pub const PREVIEW_FILE: &str = "preview.png";
+/// Pixel rows between genres in the preview.
+const PREVIEW_GAP: u32 = 2;
+
+/// Flags of `export`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// The training run (written by `fit`; `eval` first if you want its centroids reused).
+    pub run_dir: PathBuf,
+    /// Bundle directory to write (created if missing), e.g. `models/demo`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Bundle name in the manifest [default: the out directory's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// ONNX opset of decoder.onnx (13–21).
+    #[arg(long, default_value_t = DEFAULT_OPSET)]
+    pub opset: i64,
+    /// The prepared cache, if it moved since training [default: the one in run.json].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+/// Why a bundle could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The run or its checkpoint could not be loaded.
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    /// The cache (for centroids and the dataset summary) could not be opened.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Computing centroids failed.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// The decoder could not be written as ONNX.
+    #[error(transparent)]
+    Graph(#[from] DecoderGraphError),
+    /// The written bundle does not validate (a bug in the exporter, reported rather than shipped).
+    #[error("the exported bundle does not validate: {0}")]
+    Manifest(#[from] ManifestError),
+    /// Writing a file failed.
+    #[error(transparent)]
+    Write(#[from] melfuse_audio::AudioError),
+    /// A setting is out of range.
+    #[error("invalid `{name}`: {detail}")]
+    InvalidSetting {
+        /// The flag.
+        name: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// Reading the model's output failed.
+    #[error("cannot read the decoder output: {0}")]
+    TensorData(String),
+}
+
+/// What `export` wrote.
+#[derive(Debug, Clone)]
+pub struct ExportOutcome {
+    /// The bundle directory.
+    pub bundle_dir: PathBuf,
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// Size of decoder.onnx in bytes.
+    pub decoder_bytes: usize,
+    /// Whether the centroids came from `RUN_DIR/eval/centroids.json` (else computed now).
+    pub reused_eval_centroids: bool,
+}
+
+/// Exports `args.run_dir` into `args.out`.
+pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
+    if !SUPPORTED_OPSETS.contains(&args.opset) {
+        return Err(ExportError::InvalidSetting {
+            name: "opset",
+            detail: format!("{} is outside {SUPPORTED_OPSETS:?}", args.opset),
+        });
+    }
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+    };
+    let device = Device::flex();
+    let (model, info, step) = load_model(&args.run_dir, &device)?;
+    let cache = Cache::open(args.cache.as_deref().unwrap_or(&info.cache_dir))?;
+    let (centroids, reused_eval_centroids) = centroids_for(&args.run_dir, &info, &model, &cache, &device)?;
+
+    let shape = DecoderShape {
+        latent_dim: info.model.latent_dim,
+        n_genres: info.genres.len(),
+        n_mels: info.model.n_mels,
+        frames: info.model.frames,
+    };
+    let onnx = decoder_to_onnx(&model.decoder, shape, args.opset)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|source| melfuse_audio::AudioError::Io { path: args.out.clone(), source })?;
+    write_atomically(&args.out.join(DECODER_FILE), &onnx)?;
+
+    let (inputs, outputs) = decoder_interface(shape.latent_dim, shape.n_genres, shape.n_mels, shape.frames);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name,
+        created: now_rfc3339(),
+        genres: info.genres.clone(),
+        latent_dim: shape.latent_dim,
+        centroids: centroids.centroids.clone(),
+        signal: info.signal.clone(),
+        normalization: info.db_range,
+        onnx: OnnxInfo { file: DECODER_FILE.into(), opset: args.opset, inputs, outputs, sha256: sha256_hex(&onnx) },
+        training: training_summary(&args.run_dir, &info, step, &cache)?,
+    };
+    manifest.write(&args.out)?;
+    write_atomically(&args.out.join(PREVIEW_FILE), &preview_png(&model, &centroids, shape, &device)?)?;
+    // Read the bundle back exactly as the service will, so a bad export fails here, not there.
+    Manifest::load(&args.out)?;
+    Ok(ExportOutcome { bundle_dir: args.out.clone(), manifest, decoder_bytes: onnx.len(), reused_eval_centroids })
+}
+
+/// The run's centroids from `eval` when they match the model, else computed now over the
+/// training split.
+fn centroids_for(
+    run_dir: &Path,
+    info: &RunInfo,
+    model: &Vae,
+    cache: &Cache,
+    device: &Device,
+) -> Result<(Centroids, bool), ExportError> {
+    let path = run_dir.join("eval").join("centroids.json");
+    if let Ok(centroids) = Centroids::read(&path) {
+        if centroids.genres == info.genres && centroids.latent_dim == info.model.latent_dim {
+            return Ok((centroids, true));
+        }
+        tracing::warn!(path = %path.display(), "eval centroids do not match the model; recomputing");
+    }
+    crate::eval::check_compatible(&info.genres, &info.model, cache)?;
+    let accumulator = Evaluator::new(model, cache, device).accumulate_centroids()?;
+    Ok((accumulator.centroids(&info.genres), false))
+}
+
+/// Steps, epochs, last losses and the dataset per genre.
+fn training_summary(run_dir: &Path, info: &RunInfo, step: u64, cache: &Cache) -> Result<TrainingSummary, ExportError> {
+    let records = read_metrics(&metrics_path(run_dir)).unwrap_or_default();
+    let final_train_loss = records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            MetricRecord::Train(m) if m.step <= step => Some(m.loss),
+            _ => None,
+        })
+        .unwrap_or(f64::NAN);
+    let final_validation_loss = records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            MetricRecord::Validation(m) if m.step <= step => Some(m.loss),
+            _ => None,
+        })
+        .unwrap_or(f64::NAN);
+    let train_segments = cache.segments(Split::Train).len().max(1) as u64;
+    let epochs = (step * info.fit.batch_size as u64 / train_segments) as usize;
+    let dataset = info
+        .genres
+        .iter()
+        .enumerate()
+        .map(|(g, genre)| {
+            let tracks: Vec<_> = cache.tracks().iter().filter(|t| t.genre == g).collect();
+            GenreDataset {
+                genre: genre.clone(),
+                tracks: tracks.len(),
+                segments: tracks.iter().map(|t| t.segments).sum(),
+                hours: tracks.iter().map(|t| t.seconds).sum::<f64>() / 3600.0,
+            }
+        })
+        .collect();
+    Ok(TrainingSummary { epochs, steps: step, final_train_loss, final_validation_loss, dataset })
+}
+
+/// One spectrogram per genre, decoded from its centroid with its one-hot genre vector.
+fn preview_png(
+    model: &Vae,
+    centroids: &Centroids,
+    shape: DecoderShape,
+    device: &Device,
+) -> Result<Vec<u8>, ExportError> {
+    let genres = shape.n_genres;
+    let z: Vec<f32> = centroids.centroids.iter().flatten().copied().collect();
+    let mut one_hot = vec![0.0f32; genres * genres];
+    (0..genres).for_each(|g| one_hot[g * genres + g] = 1.0);
+    let z = Tensor::<2>::from_data(TensorData::new(z, [genres, shape.latent_dim]), device);
+    let genre = Tensor::<2>::from_data(TensorData::new(one_hot, [genres, genres]), device);
+    let mel = model
+        .decode(z, genre)
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| ExportError::TensorData(format!("{e:?}")))?;
+    let tile = shape.n_mels * shape.frames;
+    let height = genres as u32 * (shape.n_mels as u32 + PREVIEW_GAP) - PREVIEW_GAP;
+    let mut picture = image::RgbImage::new(shape.frames as u32, height);
+    for g in 0..genres {
+        let values = ndarray::ArrayView2::from_shape((shape.n_mels, shape.frames), &mel[g * tile..(g + 1) * tile])
+            .map_err(|e| ExportError::TensorData(e.to_string()))?;
+        let rendered = render_spectrogram(values, 0.0, 1.0);
+        image::imageops::replace(&mut picture, &rendered, 0, (g as u32 * (shape.n_mels as u32 + PREVIEW_GAP)) as i64);
+    }
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| ExportError::Write(melfuse_audio::AudioError::Image(e)))?;
+    Ok(bytes.into_inner())
+}
+
+/// The current UTC time as RFC 3339, as the manifest's `created` wants it.
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
