@@ -142,10 +142,10 @@ fn overfits_eight_segments() {
     let dir = tempfile::tempdir().unwrap();
     let cache = small_cache(dir.path(), 1, 0.0);
     let run_dir = dir.path().join("run");
-    let config = FitConfig { steps: 150, ..small_config(150) };
+    let config = small_config(200);
     let outcome = fit(&request(&cache, &run_dir, config), &FitHooks::default()).expect("fit");
     let records = train_records(&run_dir);
-    assert_eq!(records.len(), 150);
+    assert_eq!(records.len(), 200);
     let first = records[0].reconstruction;
     let last = records[records.len() - 5..].iter().map(|m| m.reconstruction).sum::<f64>() / 5.0;
     println!(
@@ -156,7 +156,7 @@ fn overfits_eight_segments() {
     );
     assert!(last <= 0.1 * first, "reconstruction {first} → {last} dropped less than 90 %");
     let (model, info, step) = load_model(&run_dir, &Device::flex()).expect("load_model");
-    assert_eq!((step, info.genres.clone()), (150, vec!["cn".to_string(), "edm".to_string()]));
+    assert_eq!((step, info.genres.clone()), (200, vec!["cn".to_string(), "edm".to_string()]));
     assert_eq!(model.latent_dim(), 16);
 }
 
