@@ -1,0 +1,59 @@
+//! What the CLI tests of the training stages share: running the binary and a short training run
+//! on a generated corpus.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use melfuse_train::prepare::{self, PrepareConfig};
+use melfuse_train::synth::{write_corpus, Genre, SynthCorpusConfig};
+
+/// A small model (the tiny preset narrowed) so a step takes milliseconds; validation each 2 steps
+/// so the curves have a validation line.
+const FIT_TOML: &str = "batch_size = 4\nlearning_rate = 1e-3\nwarmup_steps = 2\nvalidate_every = 2\n\
+[model]\npreset = \"tiny\"\nlatent_dim = 16\nwidths = [8, 16, 16, 32]\n\
+head_channels = 8\ndecoder_base_channels = 32\ndecoder_widths = [32, 16, 16, 8, 8]\n";
+
+pub fn run(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_melfuse-train"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run melfuse-train");
+    output
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A 32-mel cache of two genres (two tracks each, so both have validation clips) and a
+/// 4-step run on it.
+pub fn trained_run(root: &Path) -> PathBuf {
+    let corpus = root.join("corpus");
+    let synth = SynthCorpusConfig {
+        clips_per_genre: 2,
+        seconds: 2.5,
+        sample_rate: 22_050,
+        genres: vec![Genre::Cn, Genre::Edm],
+        ..Default::default()
+    };
+    write_corpus(&corpus, &synth, false).expect("corpus");
+    let mut config = PrepareConfig { validation_fraction: 0.4, ..Default::default() };
+    config.signal.sample_rate = 22_050;
+    config.signal.n_fft = 1024;
+    config.signal.hop_length = 256;
+    config.signal.n_mels = 32;
+    config.signal.segment_seconds = 1.0;
+    config.signal.overlap_seconds = 0.5;
+    let cache = root.join("cache");
+    prepare::run(&corpus, &cache, &config, false).expect("prepare");
+    let toml = root.join("fit.toml");
+    std::fs::write(&toml, FIT_TOML).expect("write fit.toml");
+    let run_dir = root.join("run");
+    let fit = run(&["fit", path(&cache), "--out", path(&run_dir), "--config", path(&toml), "--steps", "4"]);
+    assert!(fit.status.success(), "fit failed: {}", String::from_utf8_lossy(&fit.stderr));
+    run_dir
+}
