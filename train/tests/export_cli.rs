@@ -1,10 +1,12 @@
 //! `melfuse-train export` end to end: a short run becomes a bundle that passes
 //! `onnx.checker.check_model(full_check=True)`, that Python's ONNX Runtime runs with outputs equal
-//! to the burn decoder's (DESIGN.md: within 1e-4 max abs, batch 1 and 7), and that the manifest
+//! to the burn decoder's (DESIGN.md: within 1e-4 max abs, batch 1 and 7) — and so does the `ort`
+//! crate with the same runtime loaded dynamically, as the service will — and that the manifest
 //! loader accepts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use burn::prelude::*;
 use melfuse_proto::manifest::Manifest;
@@ -25,6 +27,45 @@ fn reference_python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// The ONNX Runtime library the service loads: `$ORT_DYLIB_PATH`, else the one inside the project
+/// venv's `onnxruntime` wheel (where `tests/run` puts it).
+fn onnxruntime_library() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(path);
+    }
+    let venv_lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
+    let found = std::fs::read_dir(&venv_lib).ok().into_iter().flatten().flatten().find_map(|python| {
+        let capi = python.path().join("site-packages/onnxruntime/capi");
+        std::fs::read_dir(capi)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
+    });
+    found.unwrap_or_else(|| {
+        panic!("no libonnxruntime.so under {}: run `tests/run` or set ORT_DYLIB_PATH", venv_lib.display())
+    })
+}
+
+/// Runs `decoder.onnx` through the `ort` crate (ONNX Runtime loaded dynamically, as the service
+/// does) and returns `mel` as a flat vector with its shape.
+fn run_with_ort(model: &Path, z: (Vec<f32>, [usize; 2]), genre: (Vec<f32>, [usize; 2])) -> (Vec<usize>, Vec<f32>) {
+    // ONNX Runtime allows one environment per process.
+    static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+    let environment = ENVIRONMENT.get_or_init(|| {
+        ort::init_from(onnxruntime_library()).expect("load ONNX Runtime").build().expect("environment")
+    });
+    let mut session = ort::session::Session::builder(environment)
+        .expect("session builder")
+        .commit_from_file(model)
+        .expect("load decoder.onnx");
+    let z = ort::value::Tensor::from_array((z.1, z.0)).expect("z tensor");
+    let genre = ort::value::Tensor::from_array((genre.1, genre.0)).expect("genre tensor");
+    let outputs = session.run(ort::inputs!["z" => z, "genre" => genre]).expect("run");
+    let (shape, data) = outputs["mel"].try_extract_tensor::<f32>().expect("mel output");
+    (shape.iter().map(|&d| d as usize).collect(), data.to_vec())
 }
 
 /// A deterministic pseudo-random value in [-1, 1) for test inputs.
@@ -72,8 +113,8 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
             .try_into_vec::<f32>()
             .expect("decoder output");
         let inputs = serde_json::json!({
-            "z": {"shape": [batch, latent], "data": z},
-            "genre": {"shape": [batch, 2], "data": genre},
+            "z": {"shape": [batch, latent], "data": &z},
+            "genre": {"shape": [batch, 2], "data": &genre},
         });
         let inputs_path = root.path().join(format!("inputs_{batch}.json"));
         std::fs::write(&inputs_path, inputs.to_string()).expect("write inputs");
@@ -92,8 +133,15 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
         assert_eq!(shape, vec![batch, 1, info.model.n_mels, info.model.frames]);
         let theirs: Vec<f32> = serde_json::from_value(mel["data"].clone()).expect("data");
         let error = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        println!("batch {batch}: max |ONNX Runtime − burn| = {error:e}");
-        assert!(error <= MAX_ABS_ERROR, "batch {batch}: max abs error {error}");
+        println!("batch {batch}: max |python onnxruntime − burn| = {error:e}");
+        assert!(error <= MAX_ABS_ERROR, "batch {batch}: python onnxruntime max abs error {error}");
+
+        let (ort_shape, ort_mel) =
+            run_with_ort(&bundle.join("decoder.onnx"), (z, [batch, latent]), (genre, [batch, 2]));
+        assert_eq!(ort_shape, shape);
+        let error = ours.iter().zip(&ort_mel).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        println!("batch {batch}: max |ort crate − burn| = {error:e}");
+        assert!(error <= MAX_ABS_ERROR, "batch {batch}: ort crate max abs error {error}");
     }
 }
 
