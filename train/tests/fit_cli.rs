@@ -3,60 +3,30 @@
 //! user can make.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use melfuse_train::fit::checkpoint::list_checkpoints;
 use melfuse_train::fit::run_dir::{checkpoints_dir, metrics_path};
 use melfuse_train::fit::{load_model, read_metrics, MetricRecord};
-use melfuse_train::prepare::{self, PrepareConfig};
-use melfuse_train::synth::{write_corpus, Genre, SynthCorpusConfig};
 use rand::{RngExt, SeedableRng};
+use support::{binary, path, run, small_cache};
+
+mod support;
 
 /// A small model (the tiny preset narrowed) so a step takes milliseconds.
 const FIT_TOML: &str = "batch_size = 4\nlearning_rate = 1e-3\nwarmup_steps = 2\nvalidate_every = 0\n\
 keep_checkpoints = 2\n\n[model]\npreset = \"tiny\"\nlatent_dim = 16\nwidths = [8, 16, 16, 32]\n\
 head_channels = 8\ndecoder_base_channels = 32\ndecoder_widths = [32, 16, 16, 8, 8]\n";
 
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_melfuse-train"));
-    command.env_remove("RUST_BACKTRACE").env("RUST_LOG", "warn");
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    binary().args(args).output().expect("run melfuse-train")
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
 /// A 32 × 64 cache of two genres and the fit.toml above, under `root`.
 fn setup(root: &Path) -> (PathBuf, PathBuf) {
-    let corpus = root.join("corpus");
-    let synth = SynthCorpusConfig {
-        clips_per_genre: 1,
-        seconds: 2.5,
-        sample_rate: 22_050,
-        genres: vec![Genre::Cn, Genre::Edm],
-        ..Default::default()
-    };
-    write_corpus(&corpus, &synth, false).expect("corpus");
-    let mut config = PrepareConfig { validation_fraction: 0.0, ..Default::default() };
-    config.signal.sample_rate = 22_050;
-    config.signal.n_fft = 1024;
-    config.signal.hop_length = 256;
-    config.signal.n_mels = 32;
-    config.signal.segment_seconds = 1.0;
-    config.signal.overlap_seconds = 0.5;
-    let cache = root.join("cache");
-    prepare::run(&corpus, &cache, &config, false).expect("prepare");
+    let cache = small_cache(root, 1, 0.0);
     let toml = root.join("fit.toml");
     std::fs::write(&toml, FIT_TOML).expect("write fit.toml");
     (cache, toml)

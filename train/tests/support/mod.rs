@@ -15,33 +15,36 @@ const FIT_TOML: &str = "batch_size = 4\nlearning_rate = 1e-3\nwarmup_steps = 2\n
 [model]\npreset = \"tiny\"\nlatent_dim = 16\nwidths = [8, 16, 16, 32]\n\
 head_channels = 8\ndecoder_base_channels = 32\ndecoder_widths = [32, 16, 16, 8, 8]\n";
 
-pub fn run(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_melfuse-train"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run melfuse-train");
-    output
+/// The `melfuse-train` binary with quiet logs and no backtraces in its messages.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_melfuse-train"));
+    command.env_remove("RUST_BACKTRACE").env("RUST_LOG", "warn");
+    command
 }
 
+/// Runs `melfuse-train ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    binary().args(args).output().expect("run melfuse-train")
+}
+
+/// A temp path as the `&str` a command line takes.
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-/// A 32-mel cache of two genres (two tracks each, so both have validation clips) and a
-/// 4-step run on it.
-pub fn trained_run(root: &Path) -> PathBuf {
+/// A 32-mel cache (1 s segments) of `cn` and `edm` with `clips_per_genre` 2.5 s tracks each, under
+/// `root/cache`.
+pub fn small_cache(root: &Path, clips_per_genre: usize, validation_fraction: f64) -> PathBuf {
     let corpus = root.join("corpus");
     let synth = SynthCorpusConfig {
-        clips_per_genre: 2,
+        clips_per_genre,
         seconds: 2.5,
         sample_rate: 22_050,
         genres: vec![Genre::Cn, Genre::Edm],
         ..Default::default()
     };
     write_corpus(&corpus, &synth, false).expect("corpus");
-    let mut config = PrepareConfig { validation_fraction: 0.4, ..Default::default() };
+    let mut config = PrepareConfig { validation_fraction, ..Default::default() };
     config.signal.sample_rate = 22_050;
     config.signal.n_fft = 1024;
     config.signal.hop_length = 256;
@@ -50,6 +53,12 @@ pub fn trained_run(root: &Path) -> PathBuf {
     config.signal.overlap_seconds = 0.5;
     let cache = root.join("cache");
     prepare::run(&corpus, &cache, &config, false).expect("prepare");
+    cache
+}
+
+/// A 4-step run on a [`small_cache`] of two tracks per genre (so both genres have validation clips).
+pub fn trained_run(root: &Path) -> PathBuf {
+    let cache = small_cache(root, 2, 0.4);
     let toml = root.join("fit.toml");
     std::fs::write(&toml, FIT_TOML).expect("write fit.toml");
     let run_dir = root.join("run");
