@@ -19,8 +19,8 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use melfuse_audio::atomic_file::write_atomically;
 use melfuse_models::Vae;
+use melfuse_proto::manifest::sha256_hex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::run_dir::{checkpoints_dir, RunInfo};
 use super::FitError;
@@ -70,10 +70,6 @@ fn stem_step(stem: &str) -> Option<u64> {
 
 fn file(dir: &Path, step: u64, suffix: &str) -> PathBuf {
     dir.join(format!("{}.{suffix}", checkpoint_stem(step)))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::prepare::cache::hex(&Sha256::digest(bytes))
 }
 
 fn write(path: PathBuf, bytes: &[u8]) -> Result<(), FitError> {

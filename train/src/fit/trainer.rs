@@ -13,7 +13,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melfuse_models::{kl_divergence, reconstruction_loss, Vae, VaeConfig, VaeLossConfig};
-use sha2::{Digest, Sha256};
+use melfuse_proto::manifest::sha256_hex;
 
 use super::batches::{noise, BatchSampler, HostBatch, PoolEntry};
 use super::checkpoint::{
@@ -103,12 +103,8 @@ pub struct FitOutcome {
     pub restores: u32,
 }
 
-fn hash_hex(bytes: &[u8]) -> String {
-    crate::prepare::cache::hex(&Sha256::digest(bytes))
-}
-
 fn config_hash(config: &FitConfig) -> String {
-    hash_hex(serde_json::Value::Object(config.trajectory_fields()).to_string().as_bytes())
+    sha256_hex(serde_json::Value::Object(config.trajectory_fields()).to_string().as_bytes())
 }
 
 /// The conditioning genres and the genres trained on, checked against the cache and the

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::{AudioError, DbRange, SignalConfig};
+use melfuse_proto::manifest::sha256_hex;
 use memmap2::Mmap;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::split::Split;
 use super::PrepareConfig;
@@ -111,11 +111,6 @@ pub enum CacheError {
         /// `n_mels × frames`.
         expected: usize,
     },
-}
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
 }
 
 /// Lower-case hex of `bytes`.
