@@ -10,3 +10,6 @@ pub mod inspect;
 pub mod prepare;
 pub mod signal_args;
 pub mod synth;
+
+#[cfg(test)]
+mod test_args;

@@ -61,18 +61,10 @@ impl PrepareArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        args: PrepareArgs,
-    }
+    use crate::test_args::parse_args;
 
     fn parse(args: &[&str]) -> PrepareArgs {
-        let mut argv = vec!["prepare"];
-        argv.extend_from_slice(args);
-        Wrapper::try_parse_from(argv).expect("arguments parse").args
+        parse_args(args)
     }
 
     #[test]
