@@ -8,10 +8,12 @@
 //!   folded into the convolution before it on export, see [`onnx::fold_batch_norm_into_conv`]).
 //! - [`manifest`]: `manifest.json` and [`manifest::Manifest::load`], which refuses a bundle whose
 //!   parts disagree.
+//! - [`generation`]: the generation rule `z = Σ w_g·centroid_g + temperature·ε`, seeded.
 //! - [`api`]: the `blend` parameter ([`api::BlendSpec`]) and the error body ([`api::ErrorBody`]).
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod generation;
 pub mod manifest;
 pub mod onnx;

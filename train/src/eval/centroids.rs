@@ -62,13 +62,7 @@ impl Centroids {
 
     /// The blend's starting point `Σ w_g·centroid_g` (weights as given, not renormalised).
     pub fn blend(&self, weights: &[f32]) -> Vec<f32> {
-        let mut z = vec![0.0f32; self.latent_dim];
-        for (row, &w) in self.centroids.iter().zip(weights) {
-            for (acc, &v) in z.iter_mut().zip(row) {
-                *acc += w * v;
-            }
-        }
-        z
+        melfuse_proto::generation::blend_centroids(&self.centroids, weights, self.latent_dim)
     }
 }
 

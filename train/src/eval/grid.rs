@@ -7,15 +7,12 @@
 //! All generated tiles share one `ε` drawn from a ChaCha RNG seeded with `seed`: the columns
 //! then differ only by centroid and conditioning, and the picture is the same on every run.
 
-use std::f64::consts::TAU;
-
 use burn::prelude::*;
 use image::{Rgb, RgbImage};
 use melfuse_audio::spectrogram_image::render_spectrogram;
+use melfuse_proto::generation::seeded_normal;
 use ndarray::ArrayView2;
 use plotters::prelude::*;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::centroids::Centroids;
@@ -103,19 +100,6 @@ pub fn render_grid(content: &GridContent, text: &TextRendering) -> Result<RgbIma
         root.present().map_err(|e| EvalError::Plot(e.to_string()))?;
     }
     Ok(image)
-}
-
-/// `n` standard-normal values from a ChaCha8 stream seeded with `seed` (Box–Muller), so a
-/// grid is reproducible on any backend.
-pub fn seeded_normal(seed: u64, n: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u1 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
-            let u2 = rng.random::<f64>();
-            ((-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()) as f32
-        })
-        .collect()
 }
 
 /// The genre mixture of generated column `column`: one-hot for a genre column, 50/50 of the
