@@ -1,0 +1,168 @@
+//! Clips longer than the model's segment: the timeline is covered by evenly spaced decoded segments
+//! that overlap by at least the configured cross-fade, and the overlaps are blended in the power
+//! domain with complementary linear ramps (an equal-power cross-fade for uncorrelated material).
+//! The whole clip is then vocoded in one piece, so there is no seam in the waveform to click.
+
+use ndarray::{s, Array2, ArrayView2};
+
+/// Where each decoded segment sits in a clip of `total_frames` frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentPlan {
+    total_frames: usize,
+    segment_frames: usize,
+    starts: Vec<usize>,
+}
+
+impl SegmentPlan {
+    /// Covers `total_frames` with segments of `segment_frames` overlapping by at least
+    /// `crossfade_frames` (capped at half a segment); a clip no longer than a segment is one
+    /// segment cropped to length.
+    pub fn new(total_frames: usize, segment_frames: usize, crossfade_frames: usize) -> Self {
+        let total_frames = total_frames.max(1);
+        let segment_frames = segment_frames.max(1);
+        if total_frames <= segment_frames {
+            return Self { total_frames, segment_frames, starts: vec![0] };
+        }
+        let step = segment_frames - crossfade_frames.min(segment_frames / 2);
+        let count = (total_frames - segment_frames).div_ceil(step.max(1)) + 1;
+        let span = total_frames - segment_frames;
+        let starts = (0..count).map(|i| ((i * span) as f64 / (count - 1) as f64).round() as usize).collect();
+        Self { total_frames, segment_frames, starts }
+    }
+
+    /// Frames of a clip lasting `seconds` at `sample_rate` with `hop_length`: enough that the
+    /// vocoded clip, `(frames − 1) × hop_length` samples, is at least `seconds × sample_rate` long
+    /// (the generator then cuts it to exactly that).
+    pub fn frames_for_seconds(seconds: f32, sample_rate: u32, hop_length: usize) -> usize {
+        let samples = (f64::from(seconds) * f64::from(sample_rate)).round() as usize;
+        samples.div_ceil(hop_length).max(1) + 1
+    }
+
+    /// Number of segments to decode.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether the plan is empty (never: a clip has at least one segment).
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Frames of the whole clip.
+    pub fn total_frames(&self) -> usize {
+        self.total_frames
+    }
+
+    /// Each segment's place along the clip, from 0 (the first) to 1 (the last), which its blend is
+    /// taken from: a morph's first and last stops are heard exactly at the clip's ends.
+    pub fn positions(&self) -> Vec<f32> {
+        let span = self.total_frames.saturating_sub(self.segment_frames);
+        if span == 0 {
+            return vec![0.5];
+        }
+        self.starts.iter().map(|&start| (start as f64 / span as f64) as f32).collect()
+    }
+
+    /// Joins decoded segments (dB mel `[n_mels, segment_frames]` each, in plan order) into the clip's
+    /// dB mel `[n_mels, total_frames]`; `amin` floors power before it returns to dB.
+    pub fn stitch(&self, segments: &[ArrayView2<'_, f32>], amin: f32) -> Array2<f32> {
+        let n_mels = segments.first().map_or(0, |s| s.nrows());
+        if self.starts.len() == 1 {
+            return segments[0].slice(s![.., ..self.total_frames.min(segments[0].ncols())]).to_owned();
+        }
+        let mut power = Array2::<f32>::zeros((n_mels, self.total_frames));
+        for (index, (segment, &start)) in segments.iter().zip(&self.starts).enumerate() {
+            // Ramps over the overlaps with the previous and the next segment.
+            let fade_in_end = if index > 0 { self.starts[index - 1] + self.segment_frames } else { start };
+            let fade_out_start = self.starts.get(index + 1).copied().unwrap_or(start + self.segment_frames);
+            for local in 0..self.segment_frames {
+                let frame = start + local;
+                let mut gain = 1.0f32;
+                if frame < fade_in_end {
+                    gain *= (frame - start) as f32 / (fade_in_end - start) as f32;
+                }
+                if frame >= fade_out_start {
+                    let length = (start + self.segment_frames - fade_out_start) as f32;
+                    gain *= 1.0 - (frame - fade_out_start) as f32 / length;
+                }
+                let mut column = power.column_mut(frame);
+                for (out, &db) in column.iter_mut().zip(segment.column(local)) {
+                    *out += gain * 10f32.powf(db / 10.0);
+                }
+            }
+        }
+        power.mapv(|p| 10.0 * p.max(amin).log10())
+    }
+}
+
+/// Derives the seed of segment `index` from the request seed: segment 0 uses the seed itself (so a
+/// one-segment clip draws the same `ε` as the trainer's preview for that seed), later ones a
+/// SplitMix64 step away, so neighbouring seeds give unrelated segments.
+pub fn segment_seed(seed: u64, index: usize) -> u64 {
+    if index == 0 {
+        return seed;
+    }
+    let mut x = seed.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn segments_cover_the_clip_with_at_least_the_crossfade() {
+        let plan = SegmentPlan::new(1292, 320, 86);
+        assert_eq!(plan.starts.first(), Some(&0));
+        assert_eq!(plan.starts.last().map(|s| s + 320), Some(1292));
+        for pair in plan.starts.windows(2) {
+            let overlap = pair[0] + 320 - pair[1];
+            assert!(overlap >= 86, "{:?}", plan.starts);
+        }
+        let positions = plan.positions();
+        assert_eq!(positions.first(), Some(&0.0));
+        assert_eq!(positions.last(), Some(&1.0));
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+
+        let short = SegmentPlan::new(100, 320, 86);
+        assert_eq!((short.len(), short.positions()), (1, vec![0.5]));
+        assert_eq!(SegmentPlan::frames_for_seconds(15.0, 22_050, 256), 1293);
+        assert_eq!(SegmentPlan::frames_for_seconds(1.0, 8000, 128), 64);
+    }
+
+    #[test]
+    fn stitching_keeps_constant_material_constant_and_crops_short_clips() {
+        let plan = SegmentPlan::new(700, 320, 86);
+        let segment = Array2::from_elem((4, 320), -20.0f32);
+        let views: Vec<_> = (0..plan.len()).map(|_| segment.view()).collect();
+        let clip = plan.stitch(&views, 1e-10);
+        assert_eq!(clip.dim(), (4, 700));
+        assert!(clip.iter().all(|&db| (db + 20.0).abs() < 1e-3), "cross-fade must sum to unity gain");
+
+        let short = SegmentPlan::new(100, 320, 86);
+        assert_eq!(short.stitch(&[segment.view()], 1e-10).dim(), (4, 100));
+    }
+
+    #[test]
+    fn crossfade_moves_smoothly_from_one_segment_to_the_next() {
+        let plan = SegmentPlan::new(500, 320, 140);
+        assert_eq!(plan.len(), 2);
+        let loud = Array2::from_elem((1, 320), 0.0f32);
+        let quiet = Array2::from_elem((1, 320), -60.0f32);
+        let clip = plan.stitch(&[loud.view(), quiet.view()], 1e-10);
+        let row: Vec<f32> = clip.row(0).to_vec();
+        assert!(row.windows(2).all(|w| w[1] <= w[0] + 1e-4), "level must fall monotonically");
+        assert!((row[0] - 0.0).abs() < 1e-4 && (row[499] + 60.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn segment_seeds_are_distinct_and_keep_the_first() {
+        assert_eq!(segment_seed(42, 0), 42);
+        let seeds: std::collections::HashSet<u64> = (0..100).map(|i| segment_seed(42, i)).collect();
+        assert_eq!(seeds.len(), 100);
+        assert_ne!(segment_seed(42, 1), segment_seed(43, 1));
+    }
+}

@@ -1,0 +1,155 @@
+//! Shared by the service's integration tests: a small but real model bundle written with
+//! melfuse-proto's ONNX writer (no training needed), and the ONNX Runtime library location.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use melfuse_audio::config::SignalConfig;
+use melfuse_audio::normalization::DbRange;
+use melfuse_proto::manifest::{
+    decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TrainingSummary, BATCH_AXIS, DECODER_FILE,
+    FORMAT_VERSION, INPUT_GENRE, INPUT_Z, OUTPUT_MEL,
+};
+use melfuse_proto::onnx::{DataType, Dim, GraphBuilder, Linear};
+use melfuse_serve::config::ServeConfig;
+use melfuse_serve::generator::Generator;
+use melfuse_serve::http::AppState;
+use melfuse_serve::metrics::Metrics;
+
+/// Genres of the test bundle.
+pub const GENRES: [&str; 3] = ["cn", "edm", "orchestral"];
+/// Latent size of the test bundle.
+pub const LATENT_DIM: usize = 8;
+
+/// The test bundle's signal: 8 kHz, 2 s segments → 96 model frames of 16 mels.
+pub fn signal() -> SignalConfig {
+    SignalConfig {
+        sample_rate: 8000,
+        segment_seconds: 2.0,
+        overlap_seconds: 1.0,
+        n_fft: 256,
+        hop_length: 128,
+        n_mels: 16,
+        ..SignalConfig::default()
+    }
+}
+
+/// Points ORT_DYLIB_PATH at the project's ONNX Runtime (`serve/onnxruntime`'s install, or the test
+/// venv's wheel) unless the caller set it.
+pub fn use_project_onnxruntime() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+            return;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let found = [root.join(".onnxruntime/cpu/venv/lib"), root.join(".venv/lib")].iter().find_map(|lib| {
+            std::fs::read_dir(lib).ok()?.flatten().find_map(|python| {
+                let capi = python.path().join("site-packages/onnxruntime/capi");
+                std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                })
+            })
+        });
+        let library =
+            found.expect("no ONNX Runtime library: run `tests/run`, or `export ORT_DYLIB_PATH=$(serve/onnxruntime)`");
+        std::env::set_var("ORT_DYLIB_PATH", library);
+    });
+}
+
+/// Writes a bundle into `dir`: `mel = sigmoid(z·A + genre·B)` reshaped to `[B, 1, 16, 96]`, with
+/// seeded weights, so each genre and latent gives a different, deterministic spectrogram.
+pub fn write_bundle(dir: &Path) -> PathBuf {
+    let signal = signal();
+    let (n_mels, frames) = (signal.n_mels, signal.model_frames());
+    let row = n_mels * frames;
+    let genres = GENRES.len();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    let latent_weight: Vec<f32> = (0..LATENT_DIM * row).map(|_| next() * 0.8).collect();
+    let genre_weight: Vec<f32> = (0..genres * row).map(|_| next() * 2.0).collect();
+    let bias: Vec<f32> = (0..row).map(|i| -1.0 - 2.0 * (i / frames) as f32 / n_mels as f32).collect();
+
+    let mut graph = GraphBuilder::new("test-decoder");
+    let batch = Dim::from(BATCH_AXIS);
+    let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), Dim::from(LATENT_DIM)]).unwrap();
+    let genre = graph.input(INPUT_GENRE, DataType::Float, &[batch.clone(), Dim::from(genres)]).unwrap();
+    let from_z = graph
+        .gemm(
+            "from_z",
+            &z,
+            &Linear { weight: &latent_weight, in_features: LATENT_DIM, out_features: row, bias: Some(&bias) },
+        )
+        .unwrap();
+    let from_genre = graph
+        .gemm(
+            "from_genre",
+            &genre,
+            &Linear { weight: &genre_weight, in_features: genres, out_features: row, bias: None },
+        )
+        .unwrap();
+    let sum = graph.add("sum", &from_z, &from_genre).unwrap();
+    let squashed = graph.sigmoid("squashed", &sum).unwrap();
+    let shaped = graph.reshape("shaped", &squashed, &[0, 1, n_mels as i64, frames as i64]).unwrap();
+    graph.node("Identity", &[&shaped], &[OUTPUT_MEL], vec![]).unwrap();
+    graph
+        .output(OUTPUT_MEL, DataType::Float, &[batch, Dim::from(1usize), Dim::from(n_mels), Dim::from(frames)])
+        .unwrap();
+    let opset = graph.opset();
+    let onnx = graph.to_bytes().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(DECODER_FILE), &onnx).unwrap();
+
+    let (inputs, outputs) = decoder_interface(LATENT_DIM, genres, n_mels, frames);
+    let centroids =
+        (0..genres).map(|g| (0..LATENT_DIM).map(|i| ((g * 7 + i) % 5) as f32 * 0.4 - 0.8).collect()).collect();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name: "test".into(),
+        created: "2026-11-25T00:00:00Z".into(),
+        genres: GENRES.iter().map(|g| g.to_string()).collect(),
+        latent_dim: LATENT_DIM,
+        centroids,
+        signal,
+        normalization: DbRange::new(-80.0, 20.0).unwrap(),
+        onnx: OnnxInfo { file: DECODER_FILE.into(), opset, inputs, outputs, sha256: sha256_hex(&onnx) },
+        training: TrainingSummary {
+            epochs: 1,
+            steps: 10,
+            final_train_loss: 0.1,
+            final_validation_loss: 0.2,
+            dataset: GENRES
+                .iter()
+                .enumerate()
+                .map(|(i, g)| GenreDataset { genre: g.to_string(), tracks: i + 1, segments: 10 * (i + 1), hours: 0.5 })
+                .collect(),
+        },
+    };
+    manifest.write(dir).unwrap();
+    dir.to_path_buf()
+}
+
+/// A service configuration on the test bundle: short clips, small pool.
+pub fn config(model: &Path) -> ServeConfig {
+    ServeConfig {
+        model: model.to_path_buf(),
+        default_seconds: 5.0,
+        max_seconds: 30.0,
+        vocoder_threads: 2,
+        ..ServeConfig::default()
+    }
+}
+
+/// A started generator and its (not yet warmed-up) HTTP state for `config`.
+pub fn state(config: &ServeConfig) -> AppState {
+    use_project_onnxruntime();
+    let generator = Generator::start(config, Metrics::new().unwrap()).expect("start the generator");
+    AppState::new(Arc::new(generator), config.max_body_bytes)
+}
