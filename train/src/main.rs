@@ -39,7 +39,8 @@ enum Command {
     /// RUN_DIR/eval (or --out).
     Eval(EvalArgs),
     /// Export a training run as a model bundle for the service: decoder.onnx,
-    /// manifest.json and preview.png.
+    /// manifest.json and preview.png; with --triton also an NVIDIA Triton model
+    /// repository.
     Export(ExportArgs),
     /// Write the dB mel spectrogram of an audio file as .npy and/or .png.
     Mel {
@@ -106,6 +107,15 @@ fn main() -> Result<()> {
                 manifest.training.steps,
                 if outcome.reused_eval_centroids { " (centroids from eval)" } else { "" },
             );
+            if let Some(triton) = &outcome.triton {
+                println!(
+                    "wrote Triton model `{}` to {} (ONNX Runtime backend, max batch {}, queue delay {} µs)",
+                    triton.config.name,
+                    triton.model_dir.display(),
+                    triton.config.settings.max_batch_size,
+                    triton.config.settings.max_queue_delay_us,
+                );
+            }
         }
         Command::Eval(args) => {
             let outcome = eval::evaluate_run(&args)

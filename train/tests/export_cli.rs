@@ -9,8 +9,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::prelude::*;
-use melfuse_proto::manifest::Manifest;
+use melfuse_proto::manifest::{sha256_hex, Manifest};
 use melfuse_train::fit::load_model;
+use serde_json::{json, Value};
 use support::{path, run, trained_run};
 
 mod support;
@@ -157,4 +158,150 @@ fn export_refuses_bad_settings_and_missing_runs() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("opset"), "{}", String::from_utf8_lossy(&bad.stderr));
     assert!(!out.exists(), "nothing is written for a refused export");
+
+    let triton = root.path().join("triton");
+    let refusals: [(&[&str], &str); 2] = [
+        (&["--triton", path(&triton), "--triton-max-batch", "0"], "triton-max-batch"),
+        (&["--triton", path(&triton), "--name", "a b"], "cannot name a Triton model"),
+    ];
+    for (flags, expected) in refusals {
+        let bad = run(&[&["export", path(&run_dir), "--out", path(&out)], flags].concat());
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(!bad.status.success(), "{flags:?} accepted");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!out.exists() && !triton.exists(), "{flags:?}: nothing is written for a refused export");
+    }
+}
+
+#[test]
+fn triton_repository_serves_the_bundle_decoder_with_the_manifest_interface() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let run_dir = trained_run(root.path());
+    let (bundle, repository) = (root.path().join("bundle"), root.path().join("triton"));
+    let export = run(&[
+        "export",
+        path(&run_dir),
+        "--out",
+        path(&bundle),
+        "--name",
+        "fusion",
+        "--triton",
+        path(&repository),
+        "--triton-max-batch",
+        "12",
+        "--triton-max-queue-delay-us",
+        "2500",
+    ]);
+    assert!(export.status.success(), "export failed: {}", String::from_utf8_lossy(&export.stderr));
+    assert!(String::from_utf8_lossy(&export.stdout).contains("wrote Triton model `fusion`"));
+    let manifest = Manifest::load(&bundle).expect("the bundle validates").manifest;
+
+    // Version 1 holds the bundle's decoder, byte for byte.
+    let model = std::fs::read(repository.join("fusion/1/model.onnx")).expect("model.onnx");
+    assert_eq!(sha256_hex(&model), manifest.onnx.sha256);
+    assert_eq!(model, std::fs::read(bundle.join("decoder.onnx")).expect("decoder.onnx"));
+
+    // The configuration, field by field, against the manifest; dims leave out the batch axis.
+    let text = std::fs::read_to_string(repository.join("fusion/config.pbtxt")).expect("config.pbtxt");
+    let config = parse_pbtxt(&text);
+    let tensor = |name: &str, dims: Vec<usize>| json!({"name": name, "data_type": "TYPE_FP32", "dims": dims});
+    let frames = manifest.signal.model_frames();
+    assert_eq!(config["name"], json!(manifest.name), "{text}");
+    assert_eq!(config["backend"], "onnxruntime");
+    assert_eq!(config["platform"], "onnxruntime_onnx");
+    assert_eq!(config["max_batch_size"], 12);
+    assert_eq!(
+        config["input"],
+        json!([tensor("z", vec![manifest.latent_dim]), tensor("genre", vec![manifest.genres.len()])])
+    );
+    assert_eq!(config["output"], json!([tensor("mel", vec![1, manifest.signal.n_mels, frames])]));
+    assert_eq!(
+        config["dynamic_batching"],
+        json!({"preferred_batch_size": [2, 4, 8, 12], "max_queue_delay_microseconds": 2500})
+    );
+    let names = |side: &[melfuse_proto::manifest::TensorSpec]| side.iter().map(|t| json!(t.name)).collect::<Vec<_>>();
+    let config_names = |side: &Value| side.as_array().unwrap().iter().map(|t| t["name"].clone()).collect::<Vec<_>>();
+    assert_eq!(config_names(&config["input"]), names(&manifest.onnx.inputs));
+    assert_eq!(config_names(&config["output"]), names(&manifest.onnx.outputs));
+}
+
+/// A small reader of protobuf text format (what `config.pbtxt` is) into JSON: `key: scalar`,
+/// `key { … }`, `key [ … ]`; numbers become JSON numbers, enum names and quoted strings strings.
+/// Written here rather than reusing the exporter so the test checks the text Triton will read.
+fn parse_pbtxt(text: &str) -> Value {
+    let mut tokens = Vec::new();
+    for line in text.lines() {
+        let mut chars = line.chars().peekable();
+        while let Some(&c) = chars.peek() {
+            match c {
+                '#' => break,
+                c if c.is_whitespace() || c == ',' || c == ':' => {
+                    chars.next();
+                    if c == ',' {
+                        tokens.push(",".to_string());
+                    }
+                }
+                '{' | '}' | '[' | ']' => {
+                    tokens.push(c.to_string());
+                    chars.next();
+                }
+                '"' => {
+                    chars.next();
+                    let quoted: String = chars.by_ref().take_while(|&c| c != '"').collect();
+                    tokens.push(format!("\"{quoted}"));
+                }
+                _ => {
+                    let mut word = String::new();
+                    while let Some(&c) = chars.peek().filter(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+                        word.push(c);
+                        chars.next();
+                    }
+                    assert!(!word.is_empty(), "unexpected character {c:?} in config.pbtxt");
+                    tokens.push(word);
+                }
+            }
+        }
+    }
+    let mut position = 0;
+    let message = parse_message(&tokens, &mut position);
+    assert_eq!(position, tokens.len(), "trailing tokens in config.pbtxt");
+    message
+}
+
+fn parse_message(tokens: &[String], position: &mut usize) -> Value {
+    let mut fields = serde_json::Map::new();
+    while *position < tokens.len() && tokens[*position] != "}" {
+        let key = tokens[*position].clone();
+        *position += 1;
+        let value = parse_value(tokens, position);
+        assert!(fields.insert(key.clone(), value).is_none(), "field {key} repeated outside a list");
+    }
+    Value::Object(fields)
+}
+
+fn parse_value(tokens: &[String], position: &mut usize) -> Value {
+    let token = tokens[*position].clone();
+    *position += 1;
+    match token.as_str() {
+        "{" => {
+            let message = parse_message(tokens, position);
+            assert_eq!(tokens[*position], "}");
+            *position += 1;
+            message
+        }
+        "[" => {
+            let mut items = Vec::new();
+            while tokens[*position] != "]" {
+                if tokens[*position] == "," {
+                    *position += 1;
+                    continue;
+                }
+                items.push(parse_value(tokens, position));
+            }
+            *position += 1;
+            Value::Array(items)
+        }
+        quoted if quoted.starts_with('"') => Value::String(quoted[1..].to_string()),
+        word => word.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(word.to_string())),
+    }
 }

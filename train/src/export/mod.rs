@@ -1,9 +1,11 @@
 //! `melfuse-train export RUN_DIR --out models/NAME`: a trained run as a model bundle the service
 //! loads — `decoder.onnx` (see [`decoder_graph`]), `manifest.json` (every field DESIGN.md lists,
 //! validated by reading the bundle back with `Manifest::load`) and `preview.png` (one generated
-//! spectrogram per genre, decoded from its centroid, top to bottom in genre order).
+//! spectrogram per genre, decoded from its centroid, top to bottom in genre order). With
+//! `--triton DIR` it also writes the decoder as an NVIDIA Triton model repository (see [`triton`]).
 
 pub mod decoder_graph;
+pub mod triton;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,7 @@ use crate::fit::{FitError, RunInfo};
 use crate::prepare::cache::{Cache, CacheError};
 use crate::prepare::split::Split;
 use decoder_graph::{decoder_to_onnx, DecoderGraphError, DecoderShape};
+use triton::{write_repository, TritonArgs, TritonError, TritonRepository};
 
 /// The manifest file of a bundle.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -51,6 +54,9 @@ pub struct ExportArgs {
     /// The prepared cache, if it moved since training [default: the one in run.json].
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// The optional Triton model repository.
+    #[command(flatten)]
+    pub triton: TritonArgs,
 }
 
 /// Why a bundle could not be exported.
@@ -85,6 +91,9 @@ pub enum ExportError {
     /// Reading the model's output failed.
     #[error("cannot read the decoder output: {0}")]
     TensorData(String),
+    /// The Triton model repository could not be written.
+    #[error("Triton model repository: {0}")]
+    Triton(#[from] TritonError),
 }
 
 /// What `export` wrote.
@@ -98,6 +107,8 @@ pub struct ExportOutcome {
     pub decoder_bytes: usize,
     /// Whether the centroids came from `RUN_DIR/eval/centroids.json` (else computed now).
     pub reused_eval_centroids: bool,
+    /// The Triton model repository, when `--triton` asked for one.
+    pub triton: Option<TritonRepository>,
 }
 
 /// Exports `args.run_dir` into `args.out`.
@@ -111,6 +122,14 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+    };
+    // Refuse bad Triton settings before any work, so a refused export writes nothing.
+    let triton_settings = match &args.triton.dir {
+        Some(_) => {
+            triton::check_model_name(&name)?;
+            Some(args.triton.settings()?)
+        }
+        None => None,
     };
     let device = Device::flex();
     let (model, info, step) = load_model(&args.run_dir, &device)?;
@@ -145,7 +164,17 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
     write_atomically(&args.out.join(PREVIEW_FILE), &preview_png(&model, &centroids, shape, &device)?)?;
     // Read the bundle back exactly as the service will, so a bad export fails here, not there.
     Manifest::load(&args.out)?;
-    Ok(ExportOutcome { bundle_dir: args.out.clone(), manifest, decoder_bytes: onnx.len(), reused_eval_centroids })
+    let triton = match (&args.triton.dir, triton_settings) {
+        (Some(dir), Some(settings)) => Some(write_repository(dir, &manifest, &onnx, settings)?),
+        _ => None,
+    };
+    Ok(ExportOutcome {
+        bundle_dir: args.out.clone(),
+        manifest,
+        decoder_bytes: onnx.len(),
+        reused_eval_centroids,
+        triton,
+    })
 }
 
 /// The run's centroids from `eval` when they match the model, else computed now over the
