@@ -21,7 +21,7 @@ pub enum ServeError {
         detail: String,
     },
     /// The model bundle was refused.
-    #[error("model bundle refused: {0}")]
+    #[error("model bundle refused")]
     Bundle(#[from] ManifestError),
     /// ONNX Runtime refused the decoder or failed to run it.
     #[error("decoder: {0}")]

@@ -133,14 +133,16 @@ impl ServeArgs {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The service logs its life cycle; the offline command only what went wrong. RUST_LOG overrides.
+    let default_level = if cli.command.is_some() { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Some(Command::Generate(args)) => generate(&args),
         None => serve(&cli.serve),
