@@ -41,3 +41,19 @@ pub fn reference_cases() -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// The ONNX Runtime library for tests that load it through the `ort` crate: `$ORT_DYLIB_PATH` (which
+/// `tests/run` exports), else the pinned wheel's library that `serve/onnxruntime` installs (on first
+/// use) into `.onnxruntime/` and prints.
+pub fn onnxruntime_library() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../serve/onnxruntime");
+    let output = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(output.status.success(), "{} failed: set ORT_DYLIB_PATH to a libonnxruntime.so", script.display());
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}

@@ -30,33 +30,13 @@ fn reference_python() -> PathBuf {
     python
 }
 
-/// The ONNX Runtime library the service loads: `$ORT_DYLIB_PATH`, else the one inside the project
-/// venv's `onnxruntime` wheel (where `tests/run` puts it).
-fn onnxruntime_library() -> PathBuf {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(path);
-    }
-    let venv_lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
-    let found = std::fs::read_dir(&venv_lib).ok().into_iter().flatten().flatten().find_map(|python| {
-        let capi = python.path().join("site-packages/onnxruntime/capi");
-        std::fs::read_dir(capi)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
-    });
-    found.unwrap_or_else(|| {
-        panic!("no libonnxruntime.so under {}: run `tests/run` or set ORT_DYLIB_PATH", venv_lib.display())
-    })
-}
-
 /// Runs `decoder.onnx` through the `ort` crate (ONNX Runtime loaded dynamically, as the service
 /// does) and returns `mel` as a flat vector with its shape.
 fn run_with_ort(model: &Path, z: (Vec<f32>, [usize; 2]), genre: (Vec<f32>, [usize; 2])) -> (Vec<usize>, Vec<f32>) {
     // ONNX Runtime allows one environment per process.
     static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
     let environment = ENVIRONMENT.get_or_init(|| {
-        ort::init_from(onnxruntime_library()).expect("load ONNX Runtime").build().expect("environment")
+        ort::init_from(melfuse_e2e::onnxruntime_library()).expect("load ONNX Runtime").build().expect("environment")
     });
     let mut session = ort::session::Session::builder(environment)
         .expect("session builder")

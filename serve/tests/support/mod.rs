@@ -36,27 +36,11 @@ pub fn signal() -> SignalConfig {
     }
 }
 
-/// Points ORT_DYLIB_PATH at the project's ONNX Runtime (`serve/onnxruntime`'s install, or the test
-/// venv's wheel) unless the caller set it.
+/// Points ORT_DYLIB_PATH at the project's ONNX Runtime (see [`melfuse_e2e::onnxruntime_library`]),
+/// which the service then loads.
 pub fn use_project_onnxruntime() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("ORT_DYLIB_PATH").is_some() {
-            return;
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let found = [root.join(".onnxruntime/cpu/venv/lib"), root.join(".venv/lib")].iter().find_map(|lib| {
-            std::fs::read_dir(lib).ok()?.flatten().find_map(|python| {
-                let capi = python.path().join("site-packages/onnxruntime/capi");
-                std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so"))
-                })
-            })
-        });
-        let library =
-            found.expect("no ONNX Runtime library: run `tests/run`, or `export ORT_DYLIB_PATH=$(serve/onnxruntime)`");
-        std::env::set_var("ORT_DYLIB_PATH", library);
-    });
+    ONCE.call_once(|| std::env::set_var("ORT_DYLIB_PATH", melfuse_e2e::onnxruntime_library()));
 }
 
 /// Writes a bundle into `dir`: `mel = sigmoid(z·A + genre·B)` reshaped to `[B, 1, 16, 96]`, with
