@@ -202,6 +202,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_holds_every_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("serve.example.toml");
+        assert_eq!(ServeConfig::load(&path).unwrap(), ServeConfig::default());
+    }
+
+    #[test]
     fn validation_names_the_field() {
         let cases = [
             (ServeConfig { max_batch: 0, ..Default::default() }, "max_batch"),
