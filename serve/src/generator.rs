@@ -202,6 +202,9 @@ impl Generator {
             clip_samples: (f64::from(request.seconds) * f64::from(signal.sample_rate)).round() as usize,
         };
         self.pool.spawn(move || {
+            // The admission slot is held until the pool is done, also when the caller gave up at
+            // its deadline: abandoned work still occupies the pool, so it must count.
+            let _permit = permit;
             let result = if Instant::now() >= deadline {
                 Err(GenerateError::DeadlineExceeded { timeout_ms: this.timeout.as_millis() as u64 })
             } else {
@@ -210,7 +213,6 @@ impl Generator {
             let _ = sender.send(result);
         });
         let body = receiver.await.map_err(|_| GenerateError::ShuttingDown)??;
-        drop(permit);
 
         self.metrics.generated_audio_seconds_total.inc_by(f64::from(request.seconds));
         for (genre, weight) in self.manifest.genres.iter().zip(mean_weights) {
