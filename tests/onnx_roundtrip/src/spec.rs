@@ -1,0 +1,36 @@
+//! The round-trip decoder's shape and seed, shared by `build.rs` (which builds, exports and
+//! imports it) and the tests (which rebuild it from the saved record).
+//!
+//! Small enough to initialise, export and import in a build script without optimisation, yet
+//! with every kind of node the real decoder has: a projection whose output is reshaped to a
+//! non-square grid, identity *and* projected residual shortcuts, a genre bias in every block,
+//! five nearest-neighbour upsamplings and the sigmoid head.
+
+use melfuse_models::DecoderConfig;
+
+/// Seed of the backend RNG before the decoder's weights and BatchNorm statistics are drawn.
+pub const SEED: u64 = 20_240_611;
+/// Latent size `Z`.
+pub const LATENT_DIM: usize = 8;
+/// Genres `G`.
+pub const N_GENRES: usize = 3;
+/// Mel bands of the output (one 32-row grid cell).
+pub const N_MELS: usize = 32;
+/// Frames of the output (two 32-frame grid cells, so height ≠ width everywhere).
+pub const FRAMES: usize = 64;
+/// ONNX opsets the decoder is exported at: the lowest, default and highest the writer supports.
+pub const OPSETS: [i64; 3] = [13, 17, 21];
+
+/// The decoder's architecture. Widths 16 → 16 → 16 → 8 → 8 → 4 give identity shortcuts in
+/// blocks 0, 1 and 3 and 1×1 projection shortcuts in blocks 2 and 4.
+pub fn decoder_config() -> DecoderConfig {
+    DecoderConfig::new(N_MELS, FRAMES, LATENT_DIM, N_GENRES, 4, 16, vec![16, 16, 8, 8, 4])
+}
+
+/// File name (in `OUT_DIR`) of the decoder's burn record.
+pub const RECORD_FILE: &str = "decoder.bpk";
+
+/// File name (in `OUT_DIR`) of the decoder exported at `opset`.
+pub fn onnx_file(opset: i64) -> String {
+    format!("decoder_opset{opset}.onnx")
+}
