@@ -12,7 +12,9 @@ only the same way. For each server (`melfuse`, `python`) it reads:
   softirq+steal over every core; the server's = its processes' utime+stime);
 * for melfuse, `melfuse.metrics.{start,sequential,concurrent}`: /metrics
   before and after each phase, whose differences give the mean time per
-  request in each stage (`melfuse_stage_duration_seconds`) and the rest.
+  request in each stage (`melfuse_stage_duration_seconds`; a decoder call
+  shared by a batch counts once) and in none (the request's server-side time
+  minus its stages: waiting for a vocoder thread, stitching segments).
 
 Throughput at C clients is wrk's count of completed responses over its
 window; the ratio uses it. The requests still in flight when the window
@@ -223,16 +225,20 @@ def main():
         if not prof:
             continue
         parts = ", ".join(f"{st} {prof[st] * 1000:.1f}" for st in STAGES)
-        extra = f", rest {prof['unstaged'] * 1000:.1f}" if prof.get("unstaged") is not None else ""
+        extra = f", in no stage {prof['unstaged'] * 1000:.1f}" if prof.get("unstaged") is not None else ""
         rows = prof["rows_per_decoder_call"]
         rows = f"; {rows:.1f} decoder rows per call" if rows else ""
         print(f"melfuse stages, {phase}, ms per request: {parts}{extra} "
               f"(server-side total {fmt_s(prof['server_request'])}{rows})")
+    busy_elsewhere = False
     for server in SERVERS:
         for phase, cpu in results[server]["cpu"].items():
+            others = cpu["others_cpu_core_s"] / cpu["wall_s"]
+            busy_elsewhere |= others > 0.2
             print(f"{server} {phase}: server used {cpu['server_cpu_core_s'] / cpu['wall_s']:.2f} cores, "
-                  f"everything else on the machine {cpu['others_cpu_core_s'] / cpu['wall_s']:.2f} cores "
-                  f"(of {s['cores']}), over {cpu['wall_s']:.0f} s")
+                  f"everything else on the machine {others:.2f} (of {s['cores']}), over {cpu['wall_s']:.0f} s")
+    if busy_elsewhere:
+        print("  !! other processes used part of the cores during the run: its figures are lower and noisier than on a quiet machine")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nall measurements: {os.path.relpath(args.json)}")
