@@ -49,6 +49,8 @@ pub struct Generator {
     pool: rayon::ThreadPool,
     metrics: Metrics,
     admission: Arc<Semaphore>,
+    /// One clip at a time on the vocoder pool, in arrival order (see `generate_admitted`).
+    vocoder_turn: Arc<Semaphore>,
     capacity: usize,
     timeout: Duration,
     crossfade_seconds: f32,
@@ -109,6 +111,7 @@ impl Generator {
             pool,
             metrics,
             admission: Arc::new(Semaphore::new(config.queue_capacity)),
+            vocoder_turn: Arc::new(Semaphore::new(1)),
             capacity: config.queue_capacity,
             timeout: Duration::from_millis(config.request_timeout_ms),
             crossfade_seconds: config.crossfade_seconds,
@@ -192,6 +195,11 @@ impl Generator {
         let normalized = self.decode(z, mixtures, plan.len(), deadline).await?;
 
         // Stitching, vocoding and encoding are CPU work: the pool does them, not the async threads.
+        // One clip at a time, taking turns first come first served (tokio's semaphore is fair): each
+        // clip's Griffin-Lim already uses every pool thread, and several clips in the pool at once
+        // let rayon's work stealing nest one inside another, so early requests waited for later
+        // ones (p99 of 30 s at 16 clients before this).
+        let turn = Arc::clone(&self.vocoder_turn).acquire_owned().await.map_err(|_| GenerateError::ShuttingDown)?;
         let (sender, receiver) = oneshot::channel();
         let this = Arc::clone(&self);
         let format = request.format;
@@ -205,6 +213,7 @@ impl Generator {
             // The admission slot is held until the pool is done, also when the caller gave up at
             // its deadline: abandoned work still occupies the pool, so it must count.
             let _permit = permit;
+            let _turn = turn;
             let result = if Instant::now() >= deadline {
                 Err(GenerateError::DeadlineExceeded { timeout_ms: this.timeout.as_millis() as u64 })
             } else {
