@@ -25,7 +25,8 @@ macro_rules! generated {
 
             /// The generated model with the weights burn-onnx extracted from the ONNX file.
             pub fn load(device: &burn::prelude::Device) -> Model {
-                Model::from_file(concat!(env!("OUT_DIR"), "/model/", $file, ".bpk"), device)
+                let weights = include_bytes!(concat!(env!("OUT_DIR"), "/model/", $file, ".bpk"));
+                $crate::load_weights(Model::new(device), weights)
             }
         }
     };
@@ -46,6 +47,13 @@ generated!(
     opset21,
     "decoder_opset21"
 );
+
+/// `module` with the burnpack `weights` applied (burn-onnx's weight file, or a burn record).
+fn load_weights<M: burn::module::Module>(module: M, weights: &[u8]) -> M {
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
+        .expect("a burnpack weight file");
+    module.try_load_record(record).expect("the weights fit the module")
+}
 
 /// The burn record of the decoder `build.rs` exported (weights and BatchNorm statistics).
 pub const DECODER_RECORD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/decoder.bpk"));
