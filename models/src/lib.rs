@@ -26,8 +26,9 @@
 //!   the mixture steers every resolution) → 3×3 conv to one channel → sigmoid. Only ONNX
 //!   `Concat, Gemm, Reshape, Conv, BatchNormalization, Relu, Add, Resize(nearest), Sigmoid`,
 //!   and the parameters are pub fields for the hand-written exporter.
-//! - Loss ([`VaeLossConfig`]): MSE (mean over elements) + β·KL (sum over latent dims, mean over
-//!   the batch), β warmed up linearly over `warmup_steps`.
+//! - Loss ([`VaeLossConfig`]): reconstruction ([`ReconstructionWeights`]: MSE, L1, pooled L1,
+//!   time- and frequency-difference L1; each a mean over elements) + β·KL (sum over latent dims,
+//!   mean over the batch), β warmed up linearly over `warmup_steps`.
 //!
 //! BatchNorm uses batch statistics only on an autodiff device in training state; call
 //! [`burn::module::Module::valid`] on a trained model before inference or export so it uses the
@@ -75,7 +76,7 @@ pub use block::{BasicBlock, BasicBlockConfig, Projection, UpBlock, UpBlockConfig
 pub use decoder::{Decoder, DecoderConfig};
 pub use encoder::{Encoder, EncoderConfig, LatentHead, Stem};
 pub use error::VaeConfigError;
-pub use loss::{kl_divergence, reconstruction_loss, VaeLoss, VaeLossConfig};
+pub use loss::{kl_divergence, l1_loss, reconstruction_loss, ReconstructionWeights, VaeLoss, VaeLossConfig};
 pub use vae::{Vae, VaeConfig, VaeOutput, DECODER_STAGES, ENCODER_STAGES};
 
 /// Total down-sampling of the encoder and up-sampling of the decoder (2⁵): `n_mels` and

@@ -135,7 +135,7 @@ fn main() -> Result<()> {
             let outcome = fit::fit(&request, &FitHooks::default())
                 .with_context(|| format!("training on {} into {}", args.cache.display(), args.out.display()))?;
             let losses = |m: Option<&fit::metrics::TrainMetrics>| {
-                m.map_or_else(|| "-".to_string(), |m| format!("{:.5} (mse {:.5})", m.loss, m.reconstruction))
+                m.map_or_else(|| "-".to_string(), |m| format!("{:.5} (reconstruction {:.5})", m.loss, m.reconstruction))
             };
             println!(
                 "{} at step {} ({} steps in {:.1} s: {:.2} steps/s, {:.1} samples/s); train loss {} → {}",
@@ -150,7 +150,7 @@ fn main() -> Result<()> {
             );
             if let Some(v) = &outcome.last_validation {
                 println!(
-                    "validation at step {}: loss {:.5} (mse {:.5}, kl {:.2})",
+                    "validation at step {}: loss {:.5} (reconstruction {:.5}, kl {:.2})",
                     v.step, v.loss, v.reconstruction, v.kl
                 );
             }

@@ -1,7 +1,7 @@
 //! [`FitConfig`]: every setting of a training run, with serde defaults so a TOML file may set any
 //! subset (unknown keys are rejected), and [`ModelSettings`]: a model preset plus overrides.
 
-use melfuse_models::{LatentHead, Stem, VaeConfig};
+use melfuse_models::{LatentHead, ReconstructionWeights, Stem, VaeConfig};
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
@@ -93,6 +93,49 @@ impl ModelSettings {
     }
 }
 
+/// The reconstruction terms of the loss (`[reconstruction]` in fit.toml), each a weight on a mean
+/// over elements; see [`melfuse_models::ReconstructionWeights`] for what each term rewards. The
+/// default is MSE alone, the objective of every run before these terms existed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconstructionSettings {
+    /// Weight of the mean squared error.
+    pub mse: f64,
+    /// Weight of the mean absolute error, at full resolution and at each pooled scale.
+    pub l1: f64,
+    /// Average-pooling factors at which the L1 term is repeated (e.g. `[2, 4]`).
+    pub pooled_scales: Vec<usize>,
+    /// Weight of the L1 distance between first differences along time (onsets).
+    pub time_difference: f64,
+    /// Weight of the L1 distance between first differences along frequency (harmonic edges).
+    pub frequency_difference: f64,
+}
+
+impl Default for ReconstructionSettings {
+    fn default() -> Self {
+        let weights = ReconstructionWeights::new();
+        Self {
+            mse: weights.mse,
+            l1: weights.l1,
+            pooled_scales: weights.pooled_scales,
+            time_difference: weights.time_difference,
+            frequency_difference: weights.frequency_difference,
+        }
+    }
+}
+
+impl ReconstructionSettings {
+    /// The model crate's weights for these settings.
+    pub fn weights(&self) -> ReconstructionWeights {
+        ReconstructionWeights::new()
+            .with_mse(self.mse)
+            .with_l1(self.l1)
+            .with_pooled_scales(self.pooled_scales.clone())
+            .with_time_difference(self.time_difference)
+            .with_frequency_difference(self.frequency_difference)
+    }
+}
+
 /// How the learning rate decays after the warm-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -131,6 +174,8 @@ pub struct FitConfig {
     pub beta: f64,
     /// Steps over which β rises linearly from 0 (see `VaeLossConfig::beta_at`).
     pub beta_warmup_steps: u64,
+    /// The reconstruction terms of the loss.
+    pub reconstruction: ReconstructionSettings,
     /// Gradients are clipped to this L2 norm (burn clips each parameter tensor separately);
     /// absent disables clipping.
     pub grad_clip_norm: Option<f32>,
@@ -162,6 +207,7 @@ impl Default for FitConfig {
             min_learning_rate: 1e-6,
             beta: 1e-4,
             beta_warmup_steps: 5000,
+            reconstruction: ReconstructionSettings::default(),
             grad_clip_norm: Some(1.0),
             checkpoint_every: 1000,
             keep_checkpoints: 3,
@@ -210,6 +256,9 @@ impl FitConfig {
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return bad("beta", format!("{} must be finite and ≥ 0", self.beta));
+        }
+        if let Err(detail) = self.reconstruction.weights().validate() {
+            return bad("reconstruction", detail);
         }
         if let Some(norm) = self.grad_clip_norm {
             if !(norm.is_finite() && norm > 0.0) {

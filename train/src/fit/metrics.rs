@@ -32,7 +32,7 @@ pub struct TrainMetrics {
     pub beta: f64,
     /// `reconstruction + beta · kl`.
     pub loss: f64,
-    /// Mean squared error over the batch.
+    /// The reconstruction loss over the batch (MSE unless `[reconstruction]` says otherwise).
     pub reconstruction: f64,
     /// KL divergence (summed over latent dims, mean over the batch).
     pub kl: f64,
@@ -49,7 +49,7 @@ pub struct ValidationMetrics {
     pub step: u64,
     /// `reconstruction + beta · kl` with the step's β.
     pub loss: f64,
-    /// Mean squared error over every validation segment (z = mu).
+    /// The reconstruction loss over every validation segment (z = mu), as in training.
     pub reconstruction: f64,
     /// Mean KL divergence over the validation segments.
     pub kl: f64,

@@ -6,7 +6,7 @@
 //! Each step draws a batch of training segments ([`batches`]: a seeded permutation per epoch, so
 //! the batch of step `s` depends only on `(seed, s)`), normalises them with the cache's dB range,
 //! draws the reparameterisation noise on the host from a ChaCha RNG seeded with `(seed, s)`,
-//! computes MSE + β·KL (`melfuse_models::VaeLossConfig`, β warmed up) and takes an Adam step at the
+//! computes the reconstruction loss + β·KL (`melfuse_models::VaeLossConfig`, β warmed up) and takes an Adam step at the
 //! scheduled learning rate ([`schedule`]) with gradients clipped by norm. Everything that
 //! influences a step is a function of the seed, the step and the checkpointed state, so `--resume`
 //! reproduces an uninterrupted run exactly.

@@ -31,7 +31,10 @@ pub fn learning_rate_at(config: &FitConfig, index: u64) -> f64 {
 
 /// The loss weights of the run: β and its warm-up.
 pub fn loss_config(config: &FitConfig) -> VaeLossConfig {
-    VaeLossConfig::new().with_beta(config.beta).with_warmup_steps(config.beta_warmup_steps as usize)
+    VaeLossConfig::new()
+        .with_beta(config.beta)
+        .with_warmup_steps(config.beta_warmup_steps as usize)
+        .with_reconstruction(config.reconstruction.weights())
 }
 
 #[cfg(test)]

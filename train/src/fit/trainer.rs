@@ -12,7 +12,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use melfuse_models::{kl_divergence, reconstruction_loss, Vae, VaeConfig, VaeLossConfig};
+use melfuse_models::{kl_divergence, Vae, VaeConfig, VaeLossConfig};
 use melfuse_proto::manifest::sha256_hex;
 
 use super::batches::{noise, BatchSampler, HostBatch, PoolEntry};
@@ -583,7 +583,7 @@ fn validate(
         let (images, genres) = batch.to_tensors(vae.n_mels, vae.frames, device);
         let (mu, logvar) = inference.encode(images.clone());
         let decoded = inference.decode(mu.clone(), genres);
-        reconstruction += scalar(reconstruction_loss(decoded, images)) * chunk.len() as f64;
+        reconstruction += scalar(losses.reconstruction.loss(decoded, images)) * chunk.len() as f64;
         kl += scalar(kl_divergence(mu, logvar)) * chunk.len() as f64;
     }
     let count = pool.len() as f64;
