@@ -23,9 +23,29 @@ pub fn segments<'a>(samples: &'a [f32], config: &SignalConfig) -> impl Iterator<
     segment_ranges(samples.len(), config).into_iter().map(move |r| &samples[r])
 }
 
+/// `count` indices evenly spaced over `0..available`, starting at 0 (all of them when
+/// `available ≤ count`): a bounded, deterministic subset that still covers the whole range (a
+/// latent bank's segments of a genre, a judge's excerpts of a track).
+pub fn evenly_spaced(available: usize, count: usize) -> Vec<usize> {
+    if available <= count {
+        return (0..available).collect();
+    }
+    (0..count).map(|i| i * available / count).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evenly_spaced_covers_the_range() {
+        assert_eq!(evenly_spaced(3, 5), vec![0, 1, 2]);
+        assert_eq!(evenly_spaced(10, 5), vec![0, 2, 4, 6, 8]);
+        assert_eq!(evenly_spaced(7, 0), Vec::<usize>::new());
+        let picked = evenly_spaced(1000, 7);
+        assert_eq!(picked.len(), 7);
+        assert!(picked.windows(2).all(|w| w[1] > w[0]) && *picked.last().unwrap() < 1000);
+    }
 
     fn config(rate: u32) -> SignalConfig {
         SignalConfig { sample_rate: rate, ..Default::default() }

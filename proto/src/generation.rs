@@ -1,5 +1,7 @@
-//! The bundle's generation rule (DESIGN.md, "Model"): for a blend `w`,
-//! `z = Σ w_g·centroid_g + temperature·ε` with `ε ~ N(0, I)` drawn from a seeded stream.
+//! The bundle's generation rules (DESIGN.md, "Model"). `prior`: for a blend `w`,
+//! `z = Σ w_g·centroid_g + temperature·ε` with `ε ~ N(0, I)` drawn from a seeded stream; `bank`:
+//! real codes from the bundle's latent bank, combined by spherical interpolation
+//! ([`crate::latent_bank`]). [`Sampler`] names them.
 //!
 //! It lives beside the manifest because it is part of the bundle contract: the trainer's preview and
 //! evaluation grids and the service must draw the same `z` for the same seed, or a seed printed by one
@@ -10,10 +12,41 @@ use std::f64::consts::TAU;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// How a clip's latent is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sampler {
+    /// Real training codes from the bundle's latent bank (the default where the bundle has one).
+    Bank,
+    /// The blended genre centroids plus `N(0, I)` noise.
+    Prior,
+}
+
+impl Sampler {
+    /// Every sampler, in documentation order.
+    pub const ALL: [Sampler; 2] = [Sampler::Bank, Sampler::Prior];
+
+    /// The name used in `sampler=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sampler::Bank => "bank",
+            Sampler::Prior => "prior",
+        }
+    }
+
+    /// The sampler called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// `n` standard-normal values from a ChaCha8 stream seeded with `seed` (Box–Muller), identical on every
 /// platform and backend.
 pub fn seeded_normal(seed: u64, n: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    normal_from(&mut ChaCha8Rng::seed_from_u64(seed), n)
+}
+
+/// `n` standard-normal values drawn from `rng` (Box–Muller), continuing its stream.
+pub fn normal_from(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| {
             let u1 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite

@@ -8,12 +8,15 @@
 //!   folded into the convolution before it on export, see [`onnx::fold_batch_norm_into_conv`]).
 //! - [`manifest`]: `manifest.json` and [`manifest::Manifest::load`], which refuses a bundle whose
 //!   parts disagree.
-//! - [`generation`]: the generation rule `z = Σ w_g·centroid_g + temperature·ε`, seeded.
+//! - [`generation`]: the generation rules (`prior`: `z = Σ w_g·centroid_g + temperature·ε`;
+//!   `bank`: real codes, spherically interpolated), seeded.
+//! - [`latent_bank`]: the bundle's optional bank of training codes (`latent_bank.bin`).
 //! - [`api`]: the `blend` parameter ([`api::BlendSpec`]) and the error body ([`api::ErrorBody`]).
 
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod generation;
+pub mod latent_bank;
 pub mod manifest;
 pub mod onnx;

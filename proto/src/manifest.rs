@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::onnx::{declared_tensor, format_shape, DataType, Dim, ModelProto};
+use crate::latent_bank::{LatentBank, LatentBankInfo};
 
 /// The manifest format this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,6 +62,9 @@ pub struct Manifest {
     pub onnx: OnnxInfo,
     /// How the model was trained, for `/genres` and for people.
     pub training: TrainingSummary,
+    /// The optional bank of training codes for the `bank` sampler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_bank: Option<LatentBankInfo>,
 }
 
 /// The `onnx` section: which file holds the decoder and what it looks like from outside.
@@ -130,6 +134,8 @@ pub struct LoadedBundle {
     pub decoder_path: PathBuf,
     /// The decoder file's bytes (already read to hash them; an ONNX Runtime session can load them).
     pub decoder_bytes: Vec<u8>,
+    /// The latent bank, when the manifest names one (checked and decoded).
+    pub latent_bank: Option<LatentBank>,
 }
 
 /// Why a bundle was refused. Every variant names what does not match.
@@ -436,7 +442,24 @@ impl Manifest {
             }
         })?;
         manifest.check_decoder(&decoder_bytes)?;
-        Ok(LoadedBundle { manifest, dir: bundle_dir.to_path_buf(), decoder_path, decoder_bytes })
+        let latent_bank = match &manifest.latent_bank {
+            None => None,
+            Some(info) => {
+                if Path::new(&info.file).file_name() != Some(info.file.as_ref()) {
+                    return Err(ManifestError::InvalidField {
+                        field: "latent_bank.file".into(),
+                        message: format!("`{}` must be a file name inside the bundle", info.file),
+                    });
+                }
+                let path = bundle_dir.join(&info.file);
+                let bytes = std::fs::read(&path).map_err(|source| ManifestError::Io { path: path.clone(), source })?;
+                let bank = LatentBank::from_bytes(info, manifest.genres.len(), manifest.latent_dim, &bytes).map_err(
+                    |e| ManifestError::InvalidField { field: format!("latent_bank.{}", e.field), message: e.message },
+                )?;
+                Some(bank)
+            }
+        };
+        Ok(LoadedBundle { manifest, dir: bundle_dir.to_path_buf(), decoder_path, decoder_bytes, latent_bank })
     }
 
     /// Parses manifest JSON, checking `format_version` first (so that a future format is reported as

@@ -83,6 +83,7 @@ fn manifest(n_genres: usize, decoder_bytes: &[u8]) -> Manifest {
                 .map(|genre| GenreDataset { genre, tracks: 10, segments: 40, hours: 0.5 })
                 .collect(),
         },
+        latent_bank: None,
     }
 }
 

@@ -157,12 +157,13 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// The request bounds this configuration implies.
-    pub fn request_limits(&self) -> RequestLimits {
+    /// The request bounds this configuration implies for a model with (or without) a latent bank.
+    pub fn request_limits(&self, latent_bank: bool) -> RequestLimits {
         RequestLimits {
             default_seconds: self.default_seconds,
             max_seconds: self.max_seconds,
             default_griffin_lim_iters: self.vocoder.griffin_lim_iters,
+            latent_bank,
         }
     }
 

@@ -12,7 +12,8 @@ use melfuse_audio::spectrogram_image::encode_spectrogram_png;
 use melfuse_audio::vocoder::Vocoder;
 use melfuse_audio::wav::encode_wav_pcm16;
 use melfuse_proto::api::{GenerateRequest, OutputFormat, RequestLimits};
-use melfuse_proto::generation::blend_latent;
+use melfuse_proto::generation::{blend_latent, Sampler};
+use melfuse_proto::latent_bank::LatentBank;
 use melfuse_proto::manifest::{LoadedBundle, Manifest};
 use ndarray::{Array2, ArrayView2};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -43,6 +44,7 @@ pub struct GeneratedClip {
 /// The loaded model and everything needed to turn requests into clips; shared by all handlers.
 pub struct Generator {
     manifest: Manifest,
+    latent_bank: Option<LatentBank>,
     range: DbRange,
     vocoder: Vocoder,
     batcher: Batcher,
@@ -115,7 +117,8 @@ impl Generator {
             capacity: config.queue_capacity,
             timeout: Duration::from_millis(config.request_timeout_ms),
             crossfade_seconds: config.crossfade_seconds,
-            limits: config.request_limits(),
+            limits: config.request_limits(bundle.latent_bank.is_some()),
+            latent_bank: bundle.latent_bank.clone(),
             provider,
         })
     }
@@ -123,6 +126,11 @@ impl Generator {
     /// The bundle's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The bundle's latent bank, if it has one.
+    pub fn latent_bank(&self) -> Option<&LatentBank> {
+        self.latent_bank.as_ref()
     }
 
     /// The bounds requests are checked against.
@@ -174,18 +182,24 @@ impl Generator {
     ) -> Result<GeneratedClip, GenerateError> {
         let seed = request.seed.unwrap_or_else(rand::random);
         let signal = &self.manifest.signal;
-        let plan = SegmentPlan::new(
-            SegmentPlan::frames_for_seconds(request.seconds, signal.sample_rate, signal.hop_length),
-            signal.model_frames(),
-            crossfade_frames(self.crossfade_seconds, signal),
-        );
+        let frames = SegmentPlan::frames_for_seconds(request.seconds, signal.sample_rate, signal.hop_length);
+        // The bank walks along real tracks: its segments sit one training hop apart.
+        let bank = self.latent_bank.as_ref().filter(|_| request.sampler == Sampler::Bank);
+        let plan = match (bank, training_hop_frames(signal)) {
+            (Some(_), Some(hop)) => SegmentPlan::with_hop(frames, signal.model_frames(), hop),
+            _ => SegmentPlan::new(frames, signal.model_frames(), crossfade_frames(self.crossfade_seconds, signal)),
+        };
         let positions = plan.positions();
         let genres = self.manifest.genres.len();
         let mut z = Vec::with_capacity(plan.len() * self.manifest.latent_dim);
         let mut mixtures = Vec::with_capacity(plan.len() * genres);
         for (index, &position) in positions.iter().enumerate() {
             let weights = request.timeline.weights_at(position);
-            z.extend(blend_latent(&self.manifest.centroids, &weights, request.temperature, segment_seed(seed, index)));
+            let centroids = &self.manifest.centroids;
+            z.extend(match bank {
+                Some(bank) => bank.walk(centroids, &weights, request.temperature, seed, index, plan.len()),
+                None => blend_latent(centroids, &weights, request.temperature, segment_seed(seed, index)),
+            });
             mixtures.extend(weights);
         }
         let mean_weights: Vec<f64> = (0..genres)
@@ -300,6 +314,14 @@ struct RenderRequest {
     seed: u64,
     /// Samples of the clip (`seconds × sample_rate`): the vocoder output is cut to it.
     clip_samples: usize,
+}
+
+/// Frames between the starts of consecutive training segments of one track
+/// (`segment_seconds − overlap_seconds`), when that is a step shorter than a model segment.
+fn training_hop_frames(signal: &SignalConfig) -> Option<usize> {
+    let seconds = f64::from(signal.segment_seconds) - f64::from(signal.overlap_seconds);
+    let frames = (seconds * f64::from(signal.sample_rate) / signal.hop_length as f64).round() as usize;
+    (frames > 0 && frames < signal.model_frames()).then_some(frames)
 }
 
 /// The configured cross-fade in frames of `signal`.

@@ -30,6 +30,21 @@ impl SegmentPlan {
         Self { total_frames, segment_frames, starts }
     }
 
+    /// Covers `total_frames` with segments of `segment_frames` starting exactly `hop_frames` apart
+    /// (at most a segment; the last one may run past the clip's end and is cut there): the plan
+    /// of the `bank` sampler's walk, whose consecutive codes are training segments that far apart
+    /// in their track, so neighbouring segments overlap on the same stretch of music.
+    pub fn with_hop(total_frames: usize, segment_frames: usize, hop_frames: usize) -> Self {
+        let total_frames = total_frames.max(1);
+        let segment_frames = segment_frames.max(1);
+        if total_frames <= segment_frames {
+            return Self { total_frames, segment_frames, starts: vec![0] };
+        }
+        let hop = hop_frames.clamp(1, segment_frames);
+        let count = (total_frames - segment_frames).div_ceil(hop) + 1;
+        Self { total_frames, segment_frames, starts: (0..count).map(|i| i * hop).collect() }
+    }
+
     /// Frames of a clip lasting `seconds` at `sample_rate` with `hop_length`: enough that the
     /// vocoded clip, `(frames − 1) × hop_length` samples, is at least `seconds × sample_rate` long
     /// (the generator then cuts it to exactly that).
@@ -60,7 +75,7 @@ impl SegmentPlan {
         if span == 0 {
             return vec![0.5];
         }
-        self.starts.iter().map(|&start| (start as f64 / span as f64) as f32).collect()
+        self.starts.iter().map(|&start| (start as f64 / span as f64).min(1.0) as f32).collect()
     }
 
     /// Joins decoded segments (dB mel `[n_mels, segment_frames]` each, in plan order) into the clip's
@@ -75,7 +90,8 @@ impl SegmentPlan {
             // Ramps over the overlaps with the previous and the next segment.
             let fade_in_end = if index > 0 { self.starts[index - 1] + self.segment_frames } else { start };
             let fade_out_start = self.starts.get(index + 1).copied().unwrap_or(start + self.segment_frames);
-            for local in 0..self.segment_frames {
+            // A segment of a fixed-hop plan may run past the clip's end: its tail is cut.
+            for local in 0..self.segment_frames.min(self.total_frames - start) {
                 let frame = start + local;
                 let mut gain = 1.0f32;
                 if frame < fade_in_end {
@@ -156,6 +172,22 @@ mod tests {
         let row: Vec<f32> = clip.row(0).to_vec();
         assert!(row.windows(2).all(|w| w[1] <= w[0] + 1e-4), "level must fall monotonically");
         assert!((row[0] - 0.0).abs() < 1e-4 && (row[499] + 60.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_fixed_hop_plan_steps_exactly_and_cuts_the_last_segment() {
+        let plan = SegmentPlan::with_hop(1000, 320, 172);
+        // Starts 0, 172, …, 860: 860 + 320 runs past 1000 and is cut.
+        assert_eq!(plan.len(), 6);
+        assert_eq!(plan.positions().last(), Some(&1.0));
+        assert!(plan.positions().windows(2).all(|w| w[1] > w[0]));
+        // Constant segments stitch to the same constant everywhere (unity gain), to the last frame.
+        let segment = Array2::from_elem((2, 320), -20.0f32);
+        let views: Vec<_> = (0..plan.len()).map(|_| segment.view()).collect();
+        let mel = plan.stitch(&views, 1e-10);
+        assert_eq!(mel.dim(), (2, 1000));
+        assert!(mel.iter().all(|&v| (v + 20.0).abs() < 1e-3), "{mel:?}");
+        assert_eq!(SegmentPlan::with_hop(100, 320, 172).len(), 1);
     }
 
     #[test]

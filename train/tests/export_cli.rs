@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use melfuse_proto::manifest::{sha256_hex, Manifest};
+use melfuse_train::eval::Evaluator;
 use melfuse_train::fit::load_model;
+use melfuse_train::prepare::cache::Cache;
+use melfuse_train::prepare::split::Split;
 use serde_json::{json, Value};
 use support::{path, run, trained_run};
 
@@ -72,7 +75,7 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let bundle = root.path().join("bundle");
     let export = run(&["export", path(&run_dir), "--out", path(&bundle), "--name", "parity"]);
     assert!(export.status.success(), "export failed: {}", String::from_utf8_lossy(&export.stderr));
-    for file in ["decoder.onnx", "manifest.json", "preview.png"] {
+    for file in ["decoder.onnx", "manifest.json", "preview.png", "latent_bank.bin"] {
         assert!(bundle.join(file).exists(), "{file} missing");
     }
     let loaded = Manifest::load(&bundle).expect("the bundle validates");
@@ -82,6 +85,32 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let device = Device::flex();
     let (model, info, _) = load_model(&run_dir, &device).expect("load the run");
     let latent = info.model.latent_dim;
+
+    // The bank holds the encoder's mu of real training segments: encoding the first cn training
+    // segment again gives the bank's first code (to f16 precision).
+    let bank = loaded.latent_bank.as_ref().expect("a latent bank by default");
+    let bank_info = loaded.manifest.latent_bank.as_ref().expect("manifest names the bank");
+    assert!(bank.count(0) > 0 && bank.count(1) > 0, "{:?}", bank_info.runs);
+    assert_eq!(bank_info.sigma.len(), latent);
+    assert!(bank_info.sigma.iter().all(|s| s.is_finite() && *s > 0.0 && *s < 2.0), "{:?}", bank_info.sigma);
+    let cache = Cache::open(&info.cache_dir).expect("cache");
+    let first_cn = cache.segments(Split::Train).iter().position(|s| s.genre == 0).expect("a cn training segment");
+    let mut mu = Vec::new();
+    Evaluator::new(&model, &cache, &device)
+        .encode_batches(Split::Train, &[first_cn], |batch| {
+            mu = batch.mu.into_data().try_into_vec::<f32>().expect("mu");
+            Ok(())
+        })
+        .expect("encode");
+    let code = bank.code(0, 0);
+    let error = mu.iter().zip(code).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
+    assert!(error < 2e-3, "bank code 0 differs from the encoder's mu by {error}");
+
+    let without = root.path().join("no-bank");
+    let export = run(&["export", path(&run_dir), "--out", path(&without), "--bank-per-genre", "0"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(!without.join("latent_bank.bin").exists());
+    assert!(Manifest::load(&without).expect("valid").latent_bank.is_none());
     for batch in [1usize, 7] {
         let z: Vec<f32> = (0..batch * latent).map(|i| noise(i + batch * 1000)).collect();
         let genre = blends(batch);

@@ -24,7 +24,11 @@ pub fn openapi_document(model: &str, genres: &[String], limits: &RequestLimits, 
         "griffin_lim_iters": {"type": "integer", "minimum": GRIFFIN_LIM_ITERS.start(), "maximum": GRIFFIN_LIM_ITERS.end(), "default": limits.default_griffin_lim_iters},
         "format": {"type": "string", "enum": ["wav", "png", "npy"], "default": "wav"},
         "seconds": {"type": "number", "minimum": MIN_SECONDS, "maximum": limits.max_seconds, "default": limits.default_seconds,
-            "description": "Clip length; longer than one model segment is made of cross-faded segments."}
+            "description": "Clip length; longer than one model segment is made of cross-faded segments."},
+        "sampler": {"type": "string",
+            "enum": if limits.latent_bank { vec!["bank", "prior"] } else { vec!["prior"] },
+            "default": limits.default_sampler().name(),
+            "description": "How latents are drawn: `bank` decodes real training codes of the blend's genres, spherically interpolated (sharpest); `prior` the blended genre centroids plus noise."}
     });
     let parameters: Vec<Value> = generate_fields
         .as_object()
@@ -103,7 +107,8 @@ mod tests {
 
     #[test]
     fn document_lists_every_endpoint_and_the_model_genres() {
-        let limits = RequestLimits { default_seconds: 15.0, max_seconds: 120.0, default_griffin_lim_iters: 32 };
+        let limits =
+            RequestLimits { default_seconds: 15.0, max_seconds: 120.0, default_griffin_lim_iters: 32, latent_bank: true };
         let doc = openapi_document("demo", &["cn".into(), "edm".into()], &limits, "0.1.0");
         for path in ["/generate", "/genres", "/healthz", "/readyz", "/metrics", "/openapi.json"] {
             assert!(doc["paths"][path].is_object(), "{path}");

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::blend::BlendSpec;
 use super::error::ErrorBody;
 use super::timeline::Timeline;
+use crate::generation::Sampler;
 
 /// Highest accepted `temperature` (DESIGN.md: 0–2).
 pub const MAX_TEMPERATURE: f32 = 2.0;
@@ -19,7 +20,8 @@ pub const GRIFFIN_LIM_ITERS: std::ops::RangeInclusive<usize> = 1..=256;
 pub const MIN_SECONDS: f32 = 0.1;
 
 /// Every field a generation request may carry.
-pub const FIELDS: [&str; 7] = ["blend", "morph", "seed", "temperature", "griffin_lim_iters", "format", "seconds"];
+pub const FIELDS: [&str; 8] =
+    ["blend", "morph", "seed", "temperature", "griffin_lim_iters", "format", "seconds", "sampler"];
 
 /// What the response body holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +76,19 @@ pub struct RequestLimits {
     pub max_seconds: f32,
     /// Griffin-Lim iterations when `griffin_lim_iters` is not given.
     pub default_griffin_lim_iters: usize,
+    /// Whether the model has a latent bank: `sampler=bank` is then accepted and the default.
+    pub latent_bank: bool,
+}
+
+impl RequestLimits {
+    /// The sampler used when a request names none: `bank` where the model has a bank.
+    pub fn default_sampler(&self) -> Sampler {
+        if self.latent_bank {
+            Sampler::Bank
+        } else {
+            Sampler::Prior
+        }
+    }
 }
 
 /// A generation request that passed every check.
@@ -91,6 +106,8 @@ pub struct GenerateRequest {
     pub format: OutputFormat,
     /// Clip length in seconds.
     pub seconds: f32,
+    /// How the latents are drawn.
+    pub sampler: Sampler,
 }
 
 /// A refused request: which field, a stable code and a message naming the offending value.
@@ -142,7 +159,7 @@ impl GenerateRequest {
                 ));
             }
         }
-        let [blend, morph, seed, temperature, griffin_lim_iters, format, seconds] = values;
+        let [blend, morph, seed, temperature, griffin_lim_iters, format, seconds, sampler] = values;
 
         let timeline = match (blend, morph) {
             (Some(_), Some(_)) => {
@@ -222,7 +239,27 @@ impl GenerateRequest {
                 }
             },
         };
-        Ok(Self { timeline, seed, temperature, griffin_lim_iters, format, seconds })
+        let sampler = match sampler {
+            None => limits.default_sampler(),
+            Some(text) => match Sampler::from_name(text.trim()) {
+                Some(Sampler::Bank) if !limits.latent_bank => {
+                    return Err(RequestError::new(
+                        "no_latent_bank",
+                        "sampler",
+                        "this model has no latent bank: use sampler=prior (or leave sampler out)",
+                    ))
+                }
+                Some(sampler) => sampler,
+                None => {
+                    return Err(RequestError::new(
+                        "unknown_sampler",
+                        "sampler",
+                        format!("unknown sampler `{text}` (known: bank, prior)"),
+                    ))
+                }
+            },
+        };
+        Ok(Self { timeline, seed, temperature, griffin_lim_iters, format, seconds, sampler })
     }
 }
 
@@ -274,7 +311,7 @@ mod tests {
     }
 
     fn limits() -> RequestLimits {
-        RequestLimits { default_seconds: 15.0, max_seconds: 60.0, default_griffin_lim_iters: 32 }
+        RequestLimits { default_seconds: 15.0, max_seconds: 60.0, default_griffin_lim_iters: 32, latent_bank: true }
     }
 
     fn parse(query: &[(&str, &str)]) -> Result<GenerateRequest, RequestError> {
@@ -291,6 +328,15 @@ mod tests {
         assert_eq!(request.griffin_lim_iters, 32);
         assert_eq!(request.format, OutputFormat::Wav);
         assert_eq!(request.seconds, 15.0);
+        assert_eq!(request.sampler, Sampler::Bank, "the bank is the default where the model has one");
+        assert_eq!(parse(&[("blend", "cn"), ("sampler", "prior")]).unwrap().sampler, Sampler::Prior);
+        let no_bank = RequestLimits { latent_bank: false, ..limits() };
+        let fields = vec![("blend".to_string(), "cn".to_string())];
+        let request = GenerateRequest::from_fields(&fields, &genres(), &no_bank).unwrap();
+        assert_eq!(request.sampler, Sampler::Prior, "prior where there is no bank");
+        let fields = vec![("blend".into(), "cn".into()), ("sampler".into(), "bank".into())];
+        let error = GenerateRequest::from_fields(&fields, &genres(), &no_bank).unwrap_err();
+        assert_eq!((error.field.as_str(), error.code), ("sampler", "no_latent_bank"));
         let full = parse(&[
             ("blend", "edm"),
             ("seed", "18446744073709551615"),
@@ -337,6 +383,7 @@ mod tests {
             (vec![("blend", "cn"), ("seconds", "0")], "seconds", "invalid_seconds"),
             (vec![("blend", "cn"), ("seconds", "61")], "seconds", "invalid_seconds"),
             (vec![("blend", "cn"), ("seconds", "inf")], "seconds", "invalid_seconds"),
+            (vec![("blend", "cn"), ("sampler", "diffusion")], "sampler", "unknown_sampler"),
             (vec![("blend", "cn"), ("colour", "red")], "colour", "unknown_field"),
             (vec![("blend", "cn"), ("blend", "edm")], "blend", "repeated_field"),
         ];

@@ -12,6 +12,7 @@ use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TrainingSummary, BATCH_AXIS, DECODER_FILE,
     FORMAT_VERSION, INPUT_GENRE, INPUT_Z, OUTPUT_MEL,
 };
+use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::onnx::{DataType, Dim, GraphBuilder, Linear};
 use melfuse_serve::config::ServeConfig;
 use melfuse_serve::generator::Generator;
@@ -94,6 +95,9 @@ pub fn write_bundle(dir: &Path) -> PathBuf {
     let (inputs, outputs) = decoder_interface(LATENT_DIM, genres, n_mels, frames);
     let centroids =
         (0..genres).map(|g| (0..LATENT_DIM).map(|i| ((g * 7 + i) % 5) as f32 * 0.4 - 0.8).collect()).collect();
+    // Three codes per genre, so the default `bank` sampler has real choices.
+    let codes: Vec<f32> = (0..genres * 3 * LATENT_DIM).map(|i| ((i * 13) % 11) as f32 * 0.2 - 1.0).collect();
+    let (bank_info, bank_bytes) = bank_info(&codes, vec![vec![3]; genres], vec![0.3; LATENT_DIM]);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         name: "test".into(),
@@ -115,7 +119,9 @@ pub fn write_bundle(dir: &Path) -> PathBuf {
                 .map(|(i, g)| GenreDataset { genre: g.to_string(), tracks: i + 1, segments: 10 * (i + 1), hours: 0.5 })
                 .collect(),
         },
+        latent_bank: Some(bank_info),
     };
+    std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
     manifest.write(dir).unwrap();
     dir.to_path_buf()
 }

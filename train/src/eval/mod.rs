@@ -17,6 +17,11 @@
 //! OUT/curves.png       loss / reconstruction / KL / learning rate against step
 //! OUT/grid.png         rows real, reconstruction, generated; one column per genre + a blend
 //! ```
+//!
+//! `eval` looks at the model's own mels. What the *exported bundle* generates — through the
+//! service, vocoded, against held-out reference audio (genre accuracy, pulse, flux, harmonic
+//! bands, distance, diversity, blend curves) — is `melfuse-judge`'s job (crate `judge/`); a
+//! bundle's README carries its judge table.
 
 mod args;
 pub mod centroids;
@@ -258,7 +263,7 @@ fn one_hot(genres: &[usize], n_genres: usize, device: &Device) -> Tensor<2> {
 }
 
 /// Row-major `f32` values of a tensor.
-fn tensor_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, EvalError> {
+pub(crate) fn tensor_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, EvalError> {
     tensor.into_data().try_into_vec::<f32>().map_err(|e| EvalError::TensorData(format!("{e:?}")))
 }
 

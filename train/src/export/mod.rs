@@ -1,9 +1,15 @@
 //! `melfuse-train export RUN_DIR --out models/NAME`: a trained run as a model bundle the service
 //! loads — `decoder.onnx` (see [`decoder_graph`]), `manifest.json` (every field DESIGN.md lists,
 //! validated by reading the bundle back with `Manifest::load`) and `preview.png` (one generated
-//! spectrogram per genre, decoded from its centroid, top to bottom in genre order). With
-//! `--triton DIR` it also writes the decoder as an NVIDIA Triton model repository (see [`triton`]).
+//! spectrogram per genre, decoded from its centroid, top to bottom in genre order) and
+//! `latent_bank.bin` (the training codes the default `bank` sampler draws from, see [`bank`];
+//! `--bank-per-genre 0` leaves it out). With `--triton DIR` it also writes the decoder as an
+//! NVIDIA Triton model repository (see [`triton`]).
+//!
+//! What a bundle generates is measured by `melfuse-judge` (crate `judge/`); a bundle's README
+//! carries its judge table.
 
+pub mod bank;
 pub mod decoder_graph;
 pub mod triton;
 
@@ -17,6 +23,7 @@ use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, ManifestError, OnnxInfo, TrainingSummary, DECODER_FILE,
     FORMAT_VERSION,
 };
+use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::onnx::{DEFAULT_OPSET, SUPPORTED_OPSETS};
 
 use crate::eval::centroids::Centroids;
@@ -54,6 +61,10 @@ pub struct ExportArgs {
     /// The prepared cache, if it moved since training [default: the one in run.json].
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Most training codes per genre in the latent bank; 0 writes no bank (the service then
+    /// samples from the prior only).
+    #[arg(long, default_value_t = bank::DEFAULT_BANK_PER_GENRE)]
+    pub bank_per_genre: usize,
     /// The optional Triton model repository.
     #[command(flatten)]
     pub triton: TritonArgs,
@@ -147,6 +158,16 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         .map_err(|source| melfuse_audio::AudioError::Io { path: args.out.clone(), source })?;
     write_atomically(&args.out.join(DECODER_FILE), &onnx)?;
 
+    let latent_bank = if args.bank_per_genre > 0 {
+        crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
+        let codes = Evaluator::new(&model, &cache, &device).latent_bank(args.bank_per_genre)?;
+        let (info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
+        write_atomically(&args.out.join(&info.file), &bytes)?;
+        Some(info)
+    } else {
+        let _ = std::fs::remove_file(args.out.join(LATENT_BANK_FILE));
+        None
+    };
     let (inputs, outputs) = decoder_interface(shape.latent_dim, shape.n_genres, shape.n_mels, shape.frames);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -159,6 +180,7 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         normalization: info.db_range,
         onnx: OnnxInfo { file: DECODER_FILE.into(), opset: args.opset, inputs, outputs, sha256: sha256_hex(&onnx) },
         training: training_summary(&args.run_dir, &info, step, &cache)?,
+        latent_bank,
     };
     manifest.write(&args.out)?;
     write_atomically(&args.out.join(PREVIEW_FILE), &preview_png(&model, &centroids, shape, &device)?)?;

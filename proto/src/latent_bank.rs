@@ -1,0 +1,394 @@
+//! The latent bank (DESIGN.md, "Model"): the encoder's `mu` codes of real training segments, per
+//! genre, shipped in the bundle so that generation starts from codes the decoder was trained on.
+//!
+//! # Why a bank
+//!
+//! The `prior` rule `z = Σ w_g·centroid_g + temperature·ε` lands where the decoder saw little: a
+//! centroid is the *average* code of a genre, and the average of many beat phases, melodies and
+//! registers decodes to their average — the seed study's soft wash. `N(0, I)` noise does not
+//! help: with a small KL weight the posterior codes do not fill the prior, so a random direction
+//! is as unfamiliar to the decoder as the centroid. A code from the bank is a real segment's
+//! encoding: decoding it gives a reconstruction-sharp clip of that genre. Blends combine one real
+//! code per weighted genre by spherical interpolation ([`slerp`]), which keeps the code's norm in
+//! the range the decoder knows (linear interpolation of two near-orthogonal codes shrinks it by up
+//! to √2, towards the blurry centre). `temperature` adds noise at the *posterior's* scale
+//! (`sigma`, the RMS of the encoder's `exp(logvar / 2)` over the bank), not the prior's.
+//!
+//! # Long clips walk along real tracks
+//!
+//! The bank stores each genre's codes as *runs*: consecutive training segments of one track, in
+//! order, `segment_seconds − overlap_seconds` apart. A clip longer than one segment ([`LatentBank::walk`])
+//! picks a starting code by the seed and steps along its run, one code per decoded segment; the
+//! service places those segments at the same hop, so the overlap of two neighbours is the same
+//! stretch of the same track, decoded twice — the cross-fade joins matching beats and phrases
+//! instead of two unrelated clips. The start is chosen so the walk fits in its run when the run is
+//! long enough; past a run's end it continues with the next run (another track).
+//!
+//! # File
+//!
+//! `latent_bank.bin`: the codes as little-endian IEEE half floats, row-major `[N][Z]`, genre by
+//! genre in `genres` order, each genre's runs one after another (`runs[g]` holds their lengths).
+//! f16 keeps a code to ~3 significant digits, far finer than the posterior's own spread; its
+//! SHA-256 is in the manifest like the decoder's.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::generation::{blend_centroids, normal_from};
+
+/// File name of the bank inside a bundle.
+pub const LATENT_BANK_FILE: &str = "latent_bank.bin";
+/// Element type of the bank file, as the manifest names it.
+pub const LATENT_BANK_DTYPE: &str = "float16";
+/// Bytes per stored value.
+const BYTES_PER_VALUE: usize = 2;
+
+/// The manifest's `latent_bank` section: where the codes are and how to read them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatentBankInfo {
+    /// File name inside the bundle, [`LATENT_BANK_FILE`].
+    pub file: String,
+    /// Element type, [`LATENT_BANK_DTYPE`].
+    pub dtype: String,
+    /// Per genre (in `genres` order), the lengths of its runs of consecutive segments of one
+    /// track, in stored order; a genre's codes are the sum of its run lengths.
+    pub runs: Vec<Vec<usize>>,
+    /// The posterior's scale per latent dimension (`[Z]`): what `temperature = 1` adds.
+    pub sigma: Vec<f32>,
+    /// Lower-case hex SHA-256 of the file.
+    pub sha256: String,
+}
+
+/// Why a bank was refused; the message names the field or the mismatch.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("latent_bank.{field}: {message}")]
+pub struct LatentBankError {
+    /// The manifest field at fault (`runs`, `sigma`, `sha256`, ...).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn refuse(field: &'static str, message: impl Into<String>) -> LatentBankError {
+    LatentBankError { field, message: message.into() }
+}
+
+/// A bank that passed every check, its codes widened to `f32`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatentBank {
+    latent_dim: usize,
+    /// First row of each genre, plus the total at the end.
+    offsets: Vec<usize>,
+    /// Per genre, the run lengths.
+    runs: Vec<Vec<usize>>,
+    codes: Vec<f32>,
+    sigma: Vec<f32>,
+}
+
+impl LatentBank {
+    /// Checks `info` against the manifest's `genres` count and `latent_dim` and the file's `bytes`
+    /// (size, hash, finite values) and decodes the codes.
+    pub fn from_bytes(
+        info: &LatentBankInfo,
+        genres: usize,
+        latent_dim: usize,
+        bytes: &[u8],
+    ) -> Result<Self, LatentBankError> {
+        if info.dtype != LATENT_BANK_DTYPE {
+            return Err(refuse("dtype", format!("`{}` is not supported (only {LATENT_BANK_DTYPE})", info.dtype)));
+        }
+        if info.runs.len() != genres {
+            return Err(refuse("runs", format!("{} entries for {genres} genres", info.runs.len())));
+        }
+        if info.runs.iter().flatten().any(|&length| length == 0) {
+            return Err(refuse("runs", "a run must hold at least one code".to_string()));
+        }
+        if info.sigma.len() != latent_dim || info.sigma.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+            return Err(refuse("sigma", format!("must hold {latent_dim} finite values ≥ 0")));
+        }
+        let rows: usize = info.runs.iter().flatten().sum();
+        let expected = rows * latent_dim * BYTES_PER_VALUE;
+        if bytes.len() != expected {
+            return Err(refuse(
+                "file",
+                format!("{} is {} bytes, expected {expected} ({rows} codes × {latent_dim} × f16)", info.file, bytes.len()),
+            ));
+        }
+        let digest = sha256_hex(bytes);
+        if digest != info.sha256 {
+            return Err(refuse("sha256", format!("{} hashes to {digest}, the manifest says {}", info.file, info.sha256)));
+        }
+        let codes: Vec<f32> = bytes
+            .chunks_exact(BYTES_PER_VALUE)
+            .map(|pair| half::f16::from_le_bytes([pair[0], pair[1]]).to_f32())
+            .collect();
+        if codes.iter().any(|v| !v.is_finite()) {
+            return Err(refuse("file", format!("{} holds non-finite values", info.file)));
+        }
+        let mut offsets = Vec::with_capacity(genres + 1);
+        let mut start = 0;
+        for runs in &info.runs {
+            offsets.push(start);
+            start += runs.iter().sum::<usize>();
+        }
+        offsets.push(start);
+        Ok(Self { latent_dim, offsets, runs: info.runs.clone(), codes, sigma: info.sigma.clone() })
+    }
+
+    /// Encodes `[N][Z]` codes (row-major) as the bank file's bytes.
+    pub fn encode(codes: &[f32]) -> Vec<u8> {
+        codes.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()
+    }
+
+    /// Codes stored for genre `genre`.
+    pub fn count(&self, genre: usize) -> usize {
+        self.offsets[genre + 1] - self.offsets[genre]
+    }
+
+    /// Code `index` of genre `genre`, `[Z]`.
+    pub fn code(&self, genre: usize, index: usize) -> &[f32] {
+        let row = self.offsets[genre] + index;
+        &self.codes[row * self.latent_dim..(row + 1) * self.latent_dim]
+    }
+
+    /// The posterior's scale per latent dimension.
+    pub fn sigma(&self) -> &[f32] {
+        &self.sigma
+    }
+
+    /// The `bank` sampler's latent for one segment: [`LatentBank::walk`] at step 0 of 1.
+    pub fn sample(&self, centroids: &[Vec<f32>], weights: &[f32], temperature: f32, seed: u64) -> Vec<f32> {
+        self.walk(centroids, weights, temperature, seed, 0, 1)
+    }
+
+    /// The `bank` sampler's latent for decoded segment `step` of `steps` of a clip, for a blend
+    /// (`weights` per genre, ≥ 0, not all zero):
+    ///
+    /// 1. from a ChaCha8 stream seeded with `seed`, one starting code per genre, for *every* genre
+    ///    in order whatever its weight (so a weight sweep at one seed moves between the same codes,
+    ///    and a morph's genres keep their tracks), moved back within its run so that the clip's
+    ///    `steps` codes fit in the run where it is long enough;
+    /// 2. each weighted genre contributes the code `step` places after its start (continuing into
+    ///    the next run past the end); they are combined by successive spherical interpolation in
+    ///    genre order, `z ← slerp(z, c_g, w_g / (w_1 + … + w_g))`, which gives each code its weight;
+    /// 3. `z += temperature · sigma ⊙ ε`, `ε ~ N(0, I)` from stream `step + 1` of the same seed.
+    ///
+    /// A weighted genre with no code in the bank contributes its `centroids` row instead.
+    pub fn walk(
+        &self,
+        centroids: &[Vec<f32>],
+        weights: &[f32],
+        temperature: f32,
+        seed: u64,
+        step: usize,
+        steps: usize,
+    ) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let starts: Vec<Option<usize>> = (0..self.runs.len())
+            .map(|g| {
+                // Drawn even when empty, so the stream does not depend on which genres have codes.
+                let draw = rng.random::<u64>();
+                self.start_of_walk(g, draw, steps)
+            })
+            .collect();
+        let mut z: Option<Vec<f32>> = None;
+        let mut total = 0.0f32;
+        for (g, (&weight, start)) in weights.iter().zip(&starts).enumerate() {
+            if weight <= 0.0 {
+                continue;
+            }
+            let code: Vec<f32> = match start {
+                Some(start) => self.code(g, (start + step) % self.count(g)).to_vec(),
+                None => centroids.get(g).cloned().unwrap_or_else(|| vec![0.0; self.latent_dim]),
+            };
+            total += weight;
+            z = Some(match z {
+                None => code,
+                Some(previous) => slerp(&previous, &code, weight / total),
+            });
+        }
+        let mut z = z.unwrap_or_else(|| blend_centroids(centroids, weights, self.latent_dim));
+        let mut noise_rng = ChaCha8Rng::seed_from_u64(seed);
+        noise_rng.set_stream(step as u64 + 1);
+        let noise = normal_from(&mut noise_rng, self.latent_dim);
+        for ((value, &s), e) in z.iter_mut().zip(&self.sigma).zip(noise) {
+            *value += temperature * s * e;
+        }
+        z
+    }
+
+    /// Index (within genre `genre`) of the first code of a walk of `steps` codes drawn by `draw`:
+    /// a uniformly drawn code, moved back so the walk stays in its run where the run is long enough.
+    fn start_of_walk(&self, genre: usize, draw: u64, steps: usize) -> Option<usize> {
+        let count = self.count(genre);
+        if count == 0 {
+            return None;
+        }
+        let mut index = (draw % count as u64) as usize;
+        let mut run_start = 0;
+        for &length in &self.runs[genre] {
+            if index < run_start + length {
+                let room = length.saturating_sub(steps.max(1));
+                index = index.min(run_start + room);
+                break;
+            }
+            run_start += length;
+        }
+        Some(index)
+    }
+}
+
+/// Spherical interpolation from `a` (`t = 0`) to `b` (`t = 1`) along the great circle through both
+/// directions, with the norm interpolated linearly; nearly parallel vectors fall back to linear
+/// interpolation.
+pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let (na, nb) = (norm(a), norm(b));
+    let t = f64::from(t);
+    let lerp = || a.iter().zip(b).map(|(&x, &y)| ((1.0 - t) * f64::from(x) + t * f64::from(y)) as f32).collect();
+    if na < 1e-12 || nb < 1e-12 {
+        return lerp();
+    }
+    let cos = (a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>() / (na * nb)).clamp(-1.0, 1.0);
+    let omega = cos.acos();
+    if omega.sin().abs() < 1e-6 {
+        return lerp();
+    }
+    // Unit directions interpolated on the sphere, then scaled to the interpolated norm.
+    let (wa, wb) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
+    let scale = (1.0 - t) * na + t * nb;
+    a.iter().zip(b).map(|(&x, &y)| ((wa * f64::from(x) / na + wb * f64::from(y) / nb) * scale) as f32).collect()
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest section for `codes` (`[N][Z]`, genre by genre, run by run, `runs` giving the run
+/// lengths per genre) and `sigma`, with the hash of the bytes [`LatentBank::encode`] makes of them.
+pub fn bank_info(codes: &[f32], runs: Vec<Vec<usize>>, sigma: Vec<f32>) -> (LatentBankInfo, Vec<u8>) {
+    let bytes = LatentBank::encode(codes);
+    let info = LatentBankInfo {
+        file: LATENT_BANK_FILE.into(),
+        dtype: LATENT_BANK_DTYPE.into(),
+        runs,
+        sigma,
+        sha256: sha256_hex(&bytes),
+    };
+    (info, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bank() -> LatentBank {
+        // Genre 0: two codes along x; genre 1: one code along y; genre 2: none.
+        let codes = [2.0, 0.0, 3.0, 0.0, 0.0, 2.0];
+        let (info, bytes) = bank_info(&codes, vec![vec![2], vec![1], vec![]], vec![0.5, 0.5]);
+        LatentBank::from_bytes(&info, 3, 2, &bytes).expect("valid bank")
+    }
+
+    #[test]
+    fn slerp_keeps_the_norm_between_orthogonal_codes() {
+        let mid = slerp(&[2.0, 0.0], &[0.0, 2.0], 0.5);
+        let norm = (mid[0] * mid[0] + mid[1] * mid[1]).sqrt();
+        assert!((norm - 2.0).abs() < 1e-5, "{mid:?}");
+        assert!((mid[0] - mid[1]).abs() < 1e-6);
+        assert_eq!(slerp(&[1.0, 0.0], &[0.0, 1.0], 0.0), vec![1.0, 0.0]);
+        let end = slerp(&[1.0, 0.0], &[0.0, 1.0], 1.0);
+        assert!(end[0].abs() < 1e-6 && (end[1] - 1.0).abs() < 1e-6);
+        // Parallel vectors: linear.
+        assert_eq!(slerp(&[1.0, 0.0], &[3.0, 0.0], 0.5), vec![2.0, 0.0]);
+    }
+
+    #[test]
+    fn one_genre_at_temperature_zero_is_a_real_code() {
+        let bank = bank();
+        let centroids = vec![vec![9.0, 9.0]; 3];
+        for seed in 0..20 {
+            let z = bank.sample(&centroids, &[1.0, 0.0, 0.0], 0.0, seed);
+            assert!(z == vec![2.0, 0.0] || z == vec![3.0, 0.0], "{z:?}");
+        }
+        // Both codes are drawn over a few seeds.
+        let drawn: std::collections::BTreeSet<u32> =
+            (0..20).map(|seed| bank.sample(&centroids, &[1.0, 0.0, 0.0], 0.0, seed)[0] as u32).collect();
+        assert_eq!(drawn.len(), 2);
+        // A genre without codes falls back to its centroid.
+        assert_eq!(bank.sample(&centroids, &[0.0, 0.0, 1.0], 0.0, 3), vec![9.0, 9.0]);
+    }
+
+    #[test]
+    fn a_weight_sweep_moves_between_the_same_two_codes() {
+        let bank = bank();
+        let centroids = vec![vec![0.0, 0.0]; 3];
+        let a = bank.sample(&centroids, &[1.0, 0.0, 0.0], 0.0, 5);
+        let b = bank.sample(&centroids, &[0.0, 1.0, 0.0], 0.0, 5);
+        let mut previous_angle = -1.0;
+        for w in [0.0f32, 0.25, 0.5, 0.75, 1.0] {
+            let z = bank.sample(&centroids, &[1.0 - w, w, 0.0], 0.0, 5);
+            let angle = z[1].atan2(z[0]);
+            assert!(angle >= previous_angle, "w {w}: {z:?}");
+            previous_angle = angle;
+            if w == 0.0 {
+                assert_eq!(z, a);
+            }
+            if w == 1.0 {
+                assert!((z[0] - b[0]).abs() < 1e-5 && (z[1] - b[1]).abs() < 1e-5, "{z:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn temperature_adds_noise_at_the_posterior_scale_reproducibly() {
+        let bank = bank();
+        let centroids = vec![vec![0.0, 0.0]; 3];
+        let cold = bank.sample(&centroids, &[1.0, 0.0, 0.0], 0.0, 11);
+        let warm = bank.sample(&centroids, &[1.0, 0.0, 0.0], 2.0, 11);
+        assert_eq!(warm, bank.sample(&centroids, &[1.0, 0.0, 0.0], 2.0, 11));
+        assert_ne!(warm, cold);
+        // |Δ| = temperature · sigma · |ε|: bounded by 2 · 0.5 · 6 for any sane normal draw.
+        assert!(warm.iter().zip(&cold).all(|(w, c)| (w - c).abs() < 6.0));
+    }
+
+    #[test]
+    fn a_walk_steps_along_one_run_and_fits_in_it() {
+        // One genre, runs of 5 and 3 codes; code k is [k, 1].
+        let codes: Vec<f32> = (0..8).flat_map(|k| [k as f32, 1.0]).collect();
+        let (info, bytes) = bank_info(&codes, vec![vec![5, 3]], vec![0.0, 0.0]);
+        let bank = LatentBank::from_bytes(&info, 1, 2, &bytes).unwrap();
+        let centroids = vec![vec![0.0, 0.0]];
+        for seed in 0..40 {
+            let walk: Vec<f32> = (0..3).map(|i| bank.walk(&centroids, &[1.0], 0.0, seed, i, 3)[0]).collect();
+            assert!(walk[1] == walk[0] + 1.0 && walk[2] == walk[1] + 1.0, "seed {seed}: {walk:?}");
+            // Three steps fit in either run: never across the boundary between codes 4 and 5.
+            assert!(walk[0] <= 2.0 || walk[0] == 5.0, "seed {seed}: {walk:?}");
+        }
+        // A walk longer than every run continues into the next one.
+        let long: Vec<f32> = (0..6).map(|i| bank.walk(&centroids, &[1.0], 0.0, 1, i, 6)[0]).collect();
+        assert!(long.windows(2).all(|w| w[1] == (w[0] + 1.0) % 8.0), "{long:?}");
+        // Step 0 of a walk is what `sample` gives.
+        assert_eq!(bank.sample(&centroids, &[1.0], 0.0, 9), bank.walk(&centroids, &[1.0], 0.0, 9, 0, 1));
+    }
+
+    #[test]
+    fn a_bad_bank_is_refused_naming_the_field() {
+        let codes = [1.0, 2.0, 3.0, 4.0];
+        let (info, bytes) = bank_info(&codes, vec![vec![1], vec![1]], vec![1.0, 1.0]);
+        assert!(LatentBank::from_bytes(&info, 2, 2, &bytes).is_ok());
+        assert_eq!(LatentBank::from_bytes(&info, 3, 2, &bytes).unwrap_err().field, "runs");
+        let empty_run = LatentBankInfo { runs: vec![vec![1, 0], vec![1]], ..info.clone() };
+        assert_eq!(LatentBank::from_bytes(&empty_run, 2, 2, &bytes).unwrap_err().field, "runs");
+        assert_eq!(LatentBank::from_bytes(&info, 2, 3, &bytes).unwrap_err().field, "sigma");
+        assert_eq!(LatentBank::from_bytes(&info, 2, 2, &bytes[..6]).unwrap_err().field, "file");
+        let mut flipped = bytes.clone();
+        flipped[0] ^= 1;
+        assert_eq!(LatentBank::from_bytes(&info, 2, 2, &flipped).unwrap_err().field, "sha256");
+        let bad_dtype = LatentBankInfo { dtype: "float32".into(), ..info };
+        assert_eq!(LatentBank::from_bytes(&bad_dtype, 2, 2, &bytes).unwrap_err().field, "dtype");
+    }
+}
