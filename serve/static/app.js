@@ -39,6 +39,11 @@
     return String(Number(value.toFixed(4)));
   }
 
+  // A bound from the OpenAPI document, where f32 limits arrive as 0.10000000149011612.
+  function tidy(value) {
+    return String(Number(Number(value).toPrecision(6)));
+  }
+
   function percent(share) {
     return `${Math.round(share * 100)} %`;
   }
@@ -193,9 +198,9 @@
       const schema = byName[name];
       const input = $(name);
       if (!schema) continue;
-      if (schema.minimum !== undefined) input.min = String(schema.minimum);
-      if (schema.maximum !== undefined) input.max = String(schema.maximum);
-      if (schema.default !== undefined) input.value = String(schema.default);
+      if (schema.minimum !== undefined) input.min = tidy(schema.minimum);
+      if (schema.maximum !== undefined) input.max = tidy(schema.maximum);
+      if (schema.default !== undefined) input.value = tidy(schema.default);
       const range = `${input.min}–${input.max}`;
       const hint = $(`${name}-hint`);
       hint.textContent = `${hint.dataset.text || (hint.dataset.text = hint.textContent)} Range ${range}.`;
@@ -353,8 +358,11 @@
     result.dataset.blend = clip.params.get("blend") || "";
     result.dataset.morph = clip.params.get("morph") || "";
     $("result-summary").textContent = clip.label;
-    // Shown as a person would type it; the page sends it percent-encoded.
-    const readable = [...new URLSearchParams(clip.query)].map(([name, value]) => `${name}=${value}`).join("&");
+    // The request that gives this clip again (with the seed the service used), as a person would
+    // type it; the page sends it percent-encoded.
+    const again = new URLSearchParams(clip.params);
+    again.set("format", "wav");
+    const readable = [...again].map(([name, value]) => `${name}=${value}`).join("&");
     $("request-text").textContent = `GET /generate?${readable}`;
     const player = $("player");
     player.src = clip.wavUrl;

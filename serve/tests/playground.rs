@@ -12,6 +12,7 @@
 
 mod browser;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -38,8 +39,15 @@ fn tool(found: Option<PathBuf>, what: &str) -> Option<PathBuf> {
     let message =
         format!("{what} is missing (Debian: apt-get install chromium chromium-driver nodejs npm; .ci/run does)");
     assert!(!in_ci(), "CI is set, so the browser test must run: {message}");
-    eprintln!("\n!!!!! SKIPPED serve/tests/playground.rs: {message}\n");
+    // Straight to the process's stderr: libtest would swallow eprintln! output of a passing test.
+    let _ = writeln!(std::io::stderr(), "\n!!!!! SKIPPED serve/tests/playground.rs: {message}\n");
     None
+}
+
+/// The console errors other than the browser's note of a 400 from `/generate` (a refusal the test
+/// provoked).
+fn errors_but_refusals(entries: &[Value]) -> Vec<String> {
+    errors(entries).into_iter().filter(|e| !(e.contains("/generate?") && e.contains("status of 400"))).collect()
 }
 
 /// The browser's console entries that are errors.
@@ -110,7 +118,8 @@ fn a_person_mixes_plays_sees_and_downloads_a_clip_in_chromium() {
     command
         .args(["--model", &repo().join("models/demo").display().to_string(), "--bind", &format!("127.0.0.1:{port}")])
         .env("ORT_DYLIB_PATH", melfuse_e2e::onnxruntime_library())
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
     let serve_log = out.join("serve.log");
     let mut server = Process::start("melfuse-serve", command, &serve_log);
     let api = browser::agent();
@@ -200,7 +209,6 @@ fn a_person_mixes_plays_sees_and_downloads_a_clip_in_chromium() {
         json!([]),
     );
     assert_eq!(natural, json!([image.width(), image.height()]), "the spectrogram shown is that PNG");
-    browser.screenshot(&out.join("desktop.png"));
     let console = browser.console();
     assert!(errors(&console).is_empty(), "console errors: {:?}", errors(&console));
 
@@ -210,6 +218,19 @@ fn a_person_mixes_plays_sees_and_downloads_a_clip_in_chromium() {
     let second = wait_for_clip(&browser, Some("12345"));
     assert!(second["query"].as_str().unwrap().contains("seed=12345"), "{second}");
     assert_eq!(second["history"], json!(["12345", seed]));
+    browser.screenshot(&out.join("desktop.png"));
+    // A phone's width: nothing wider than the screen.
+    browser.cdp(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+    );
+    let widths = browser.execute(
+        "return new Promise(r => requestAnimationFrame(() => r([document.documentElement.scrollWidth, innerWidth])))",
+        json!([]),
+    );
+    assert!(widths[0].as_u64() <= widths[1].as_u64(), "wider than a phone: {widths}");
+    browser.screenshot(&out.join("phone.png"));
+    browser.cdp("Emulation.clearDeviceMetricsOverride", json!({}));
 
     // A bad value: the API's message, next to the control it names, which gets the focus.
     let temperature = browser.find("#temperature");
@@ -232,10 +253,12 @@ fn a_person_mixes_plays_sees_and_downloads_a_clip_in_chromium() {
     });
     assert_eq!(shown, json!([refusal["error"]["message"], "temperature", "true", true]));
     // The one console error allowed: the browser's own note of that 400.
-    let console = browser.console();
-    let unexpected: Vec<String> =
-        errors(&console).into_iter().filter(|e| !(e.contains("/generate?") && e.contains("400"))).collect();
+    let unexpected = errors_but_refusals(&browser.console());
     assert!(unexpected.is_empty(), "console errors: {unexpected:?}");
+
+    // The page as rendered after two clips and an error, for the validator below.
+    let rendered = browser.execute("return document.documentElement.outerHTML", json!([]));
+    std::fs::write(out.join("rendered.html"), format!("<!DOCTYPE html>\n{}\n", rendered.as_str().unwrap())).unwrap();
 
     if has_sampler {
         assert!(sent_value("sampler").is_some(), "the sampler control's value was not sent: {query}");
@@ -265,22 +288,10 @@ fn a_person_mixes_plays_sees_and_downloads_a_clip_in_chromium() {
             (!shown.is_null()).then_some(shown)
         });
         assert_eq!((refusal["error"]["field"].as_str(), &shown), (Some("sampler"), &refusal["error"]["message"]));
-        browser.console();
+        let unexpected = errors_but_refusals(&browser.console());
+        assert!(unexpected.is_empty(), "console errors: {unexpected:?}");
     }
 
-    // The page as rendered, for the validator; then a phone's width: nothing wider than the screen.
-    let rendered = browser.execute("return document.documentElement.outerHTML", json!([]));
-    std::fs::write(out.join("rendered.html"), format!("<!DOCTYPE html>\n{}\n", rendered.as_str().unwrap())).unwrap();
-    browser.cdp(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
-    );
-    let widths = browser.execute(
-        "return new Promise(r => requestAnimationFrame(() => r([document.documentElement.scrollWidth, innerWidth])))",
-        json!([]),
-    );
-    assert!(widths[0].as_u64() <= widths[1].as_u64(), "wider than a phone: {widths}");
-    browser.screenshot(&out.join("phone.png"));
     drop(browser);
     drop(server);
 
