@@ -93,6 +93,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Seconds a stopping server waits for in-flight requests.
     pub shutdown_timeout_seconds: u64,
+    /// Turns the playground page (`GET /`) off, for API-only deployments; `/` is then a 404.
+    pub no_ui: bool,
     /// Vocoder settings; `griffin_lim_iters` is the default of requests that do not say.
     pub vocoder: VocoderConfig,
 }
@@ -115,6 +117,7 @@ impl Default for ServeConfig {
             crossfade_seconds: 1.0,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_seconds: 30,
+            no_ui: false,
             vocoder: VocoderConfig::default(),
         }
     }

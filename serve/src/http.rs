@@ -2,7 +2,8 @@
 //! counts every request into `melfuse_requests_total` / `melfuse_request_duration_seconds`.
 //!
 //! Handlers only parse and answer; generation runs in [`Generator`], whose decoder thread and
-//! worker pool keep heavy work off the async threads.
+//! worker pool keep heavy work off the async threads. The playground page ([`crate::ui`]) is
+//! registered here too unless the state says it is off (`no_ui`); then `/` is an unknown route.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,16 +37,31 @@ pub struct AppState {
     genres: GenresResponse,
     openapi: serde_json::Value,
     max_body_bytes: usize,
+    ui: bool,
 }
 
 impl AppState {
-    /// State for `generator`, not yet ready (see [`AppState::warm_up`]); POST bodies over
-    /// `max_body_bytes` are refused with 413.
+    /// State for `generator`, not yet ready (see [`AppState::warm_up`]), with the playground page on;
+    /// POST bodies over `max_body_bytes` are refused with 413.
     pub fn new(generator: Arc<Generator>, max_body_bytes: usize) -> Self {
         let manifest = generator.manifest();
-        let genres = GenresResponse::from_manifest(manifest);
+        let genres = GenresResponse {
+            execution_provider: Some(generator.provider().label().to_string()),
+            ..GenresResponse::from_manifest(manifest)
+        };
         let openapi = openapi_document(&manifest.name, &manifest.genres, generator.limits(), env!("CARGO_PKG_VERSION"));
-        Self { generator, ready: AtomicBool::new(false), genres, openapi, max_body_bytes }
+        Self { generator, ready: AtomicBool::new(false), genres, openapi, max_body_bytes, ui: true }
+    }
+
+    /// The same state with the playground page (`GET /` and `/ui/*`) on or off.
+    pub fn with_ui(mut self, enabled: bool) -> Self {
+        self.ui = enabled;
+        self
+    }
+
+    /// Whether [`app`] serves the playground page.
+    pub fn ui_enabled(&self) -> bool {
+        self.ui
     }
 
     /// Runs one inference through the whole decoder path; `/readyz` answers 200 once it succeeded.
@@ -72,7 +88,8 @@ impl AppState {
 #[derive(Debug, Clone, Copy)]
 struct FormatLabel(&'static str);
 
-/// The whole application: routes, JSON 404/405, and request metrics.
+/// The whole application: routes, the playground page unless it is off, JSON 404/405, and request
+/// metrics.
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -84,9 +101,15 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let ui = state.ui_enabled();
     App::new()
         .app_data(state)
         .wrap(from_fn(track_requests))
+        .configure(|config| {
+            if ui {
+                crate::ui::configure(config);
+            }
+        })
         .service(
             web::resource("/generate")
                 .route(web::get().to(generate_get))
@@ -303,7 +326,8 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     )
 }
 
-async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+/// The JSON 405 of every route's other methods.
+pub(crate) async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
     error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         &ErrorBody::new(

@@ -11,6 +11,7 @@
 //! - [`segments`]: clips longer than a model segment, cross-faded.
 //! - [`generator`]: one request from latents to the encoded body.
 //! - [`http`]: the actix-web application.
+//! - [`ui`]: the playground page at `/`.
 //! - [`metrics`]: the Prometheus registry.
 
 #![warn(missing_docs)]
@@ -24,3 +25,4 @@ pub mod http;
 pub mod metrics;
 pub mod onnxruntime;
 pub mod segments;
+pub mod ui;

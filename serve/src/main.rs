@@ -69,6 +69,9 @@ struct ServeArgs {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "MELFUSE_HTTP_WORKERS")]
     http_workers: Option<usize>,
+    /// Serve the API only: no playground page at / (MELFUSE_NO_UI=1/true/yes does the same).
+    #[arg(long, env = "MELFUSE_NO_UI", value_parser = clap::builder::FalseyValueParser::new())]
+    no_ui: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -127,6 +130,8 @@ impl ServeArgs {
             ($($field:ident),*) => { $(if let Some(value) = self.$field.clone() { config.$field = value; })* };
         }
         take!(bind, max_batch, max_wait_ms, queue_capacity, request_timeout_ms, http_workers);
+        // A flag can only switch the page off; `no_ui = true` in the file stays.
+        config.no_ui |= self.no_ui;
         config.validate()?;
         Ok(config)
     }
@@ -155,7 +160,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let generator = Arc::new(
         Generator::start(&config, metrics).with_context(|| format!("loading model {}", config.model.display()))?,
     );
-    let state = web::Data::new(AppState::new(generator, config.max_body_bytes));
+    let state = web::Data::new(AppState::new(generator, config.max_body_bytes).with_ui(!config.no_ui));
+    tracing::info!(playground = !config.no_ui, "playground page at / {}", if config.no_ui { "off" } else { "on" });
     let workers = if config.http_workers > 0 {
         config.http_workers
     } else {
@@ -219,4 +225,28 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     write_atomically(&args.out, &clip.body).with_context(|| format!("writing {}", args.out.display()))?;
     println!("wrote {} ({} s, seed {})", args.out.display(), clip.seconds, clip.seed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_ui(args: &[&str]) -> bool {
+        let cli = Cli::try_parse_from(std::iter::once("melfuse-serve").chain(args.iter().copied())).unwrap();
+        cli.serve.config().unwrap().no_ui
+    }
+
+    #[test]
+    fn no_ui_turns_the_page_off_and_a_file_saying_so_stays_off() {
+        if std::env::var_os("MELFUSE_NO_UI").is_some() {
+            return; // the variable would decide; the flag's own behaviour is what is tested here
+        }
+        assert!(!no_ui(&[]));
+        assert!(no_ui(&["--no-ui"]));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "no_ui = true\n").unwrap();
+        let path = file.path().to_str().unwrap();
+        assert!(no_ui(&["--config", path]));
+        assert!(no_ui(&["--config", path, "--no-ui"]));
+    }
 }

@@ -7,7 +7,8 @@
 //! encoding well under a millisecond for PNG/npy; the upper buckets catch queueing under overload.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Request latency buckets, in seconds.
@@ -54,6 +55,8 @@ pub struct Metrics {
     pub blend_weight_total: prometheus::CounterVec,
     /// `model_info{model,genres,execution_provider}` = 1.
     pub model_info: IntGaugeVec,
+    /// `page_loads_total`: views of the playground page (`GET /`), apart from API calls.
+    pub page_loads_total: IntCounter,
 }
 
 impl Metrics {
@@ -102,7 +105,12 @@ impl Metrics {
         registry.register(Box::new(inflight_requests.clone()))?;
         registry.register(Box::new(generated_audio_seconds_total.clone()))?;
         registry.register(Box::new(blend_weight_total.clone()))?;
+        let page_loads_total = IntCounter::with_opts(opts(
+            "page_loads_total",
+            "Views of the playground page (GET /); its assets and the API calls it makes are not counted here.",
+        ))?;
         registry.register(Box::new(model_info.clone()))?;
+        registry.register(Box::new(page_loads_total.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Self {
@@ -116,6 +124,7 @@ impl Metrics {
             generated_audio_seconds_total,
             blend_weight_total,
             model_info,
+            page_loads_total,
         })
     }
 
@@ -156,6 +165,7 @@ mod tests {
             "melfuse_generated_audio_seconds_total 0",
             "melfuse_blend_weight_total{genre=\"cn\"} 0.6",
             "melfuse_model_info{execution_provider=\"cpu\",genres=\"cn,edm\",model=\"demo\"} 1",
+            "melfuse_page_loads_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -309,3 +309,79 @@ async fn a_morph_moves_from_its_first_stop_to_its_last() {
     assert!(distance(start.view(), end.view()) > 1.0, "the genres must differ for this test to mean anything");
     assert_eq!(morph.nrows(), signal.n_mels);
 }
+
+#[actix_web::test]
+async fn the_playground_page_is_served_with_security_headers_and_counted_apart() {
+    let state = ready_state(|_| {}).await;
+    let (status, headers, body) = get(&state, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("content-type").unwrap(), "text/html; charset=utf-8");
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("src=\"/ui/app.js\""), "{html}");
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/style.css", "text/css; charset=utf-8"),
+        ("/ui/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, body) = get(&state, path).await;
+        assert_eq!((status, headers.get("content-type").unwrap().to_str().unwrap()), (StatusCode::OK, content_type));
+        assert!(!body.is_empty(), "{path}");
+        assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff", "{path}");
+        let policy = headers.get("content-security-policy").unwrap().to_str().unwrap();
+        let directive = |name: &str| {
+            policy.split(';').map(str::trim).find(|d| d.starts_with(&format!("{name} "))).unwrap_or("").to_string()
+        };
+        assert_eq!(directive("default-src"), "default-src 'self'", "{policy}");
+        assert_eq!(directive("script-src"), "script-src 'self'", "no inline script, no other origin: {policy}");
+        assert!(directive("media-src").contains("blob:") && directive("img-src").contains("blob:"), "{policy}");
+        assert!(!policy.contains("unsafe") && !policy.contains('*') && !policy.contains("http"), "{policy}");
+    }
+    let (status, _, body) = get(&state, "/ui/nothing.js").await;
+    assert_eq!((status, json(&body)["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let service = test::init_service(app(state.clone())).await;
+    let response = test::call_service(&service, TestRequest::post().uri("/").to_request()).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // What the page reads to describe the model: /genres carries the provider and the segment.
+    let (_, _, body) = get(&state, "/genres").await;
+    let genres = json(&body);
+    let signal = support::signal();
+    assert_eq!(genres["execution_provider"], "cpu");
+    // 96 frames of 128 samples at 8 kHz: the decoded segment, not the nominal 2 s.
+    assert!((genres["segment_seconds"].as_f64().unwrap() - 1.536).abs() < 1e-6, "{genres}");
+    assert_eq!(genres["sample_rate"].as_u64(), Some(u64::from(signal.sample_rate)));
+
+    // Two page views (GET / above), not their assets nor the API calls: page_loads_total says 2,
+    // while requests_total keeps each route under its own label.
+    let (_, _, body) = get(&state, "/metrics").await;
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        "melfuse_page_loads_total 2",
+        r#"melfuse_requests_total{endpoint="/",format="none",status="200"} 2"#,
+        r#"melfuse_requests_total{endpoint="/",format="none",status="405"} 1"#,
+        r#"melfuse_requests_total{endpoint="/ui/app.js",format="none",status="200"} 1"#,
+        r#"melfuse_requests_total{endpoint="/genres",format="none",status="200"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+}
+
+#[actix_web::test]
+async fn without_the_ui_the_page_is_an_unknown_route() {
+    let config = support::config(bundle());
+    let state = web::Data::new(support::state(&config).with_ui(false));
+    state.warm_up().await.unwrap();
+    for path in ["/", "/ui/app.js", "/ui/style.css"] {
+        let (status, headers, body) = get(&state, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(headers.get("content-type").unwrap(), "application/json");
+        assert_eq!(json(&body)["error"]["code"], "not_found");
+    }
+    let (status, _, _) = get(&state, "/genres").await;
+    assert_eq!(status, StatusCode::OK, "the API stays");
+    let (_, _, body) = get(&state, "/metrics").await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("melfuse_page_loads_total 0"), "{text}");
+    assert!(text.contains(r#"melfuse_requests_total{endpoint="unmatched",format="none",status="404"} 3"#), "{text}");
+}

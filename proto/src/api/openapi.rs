@@ -95,7 +95,10 @@ pub fn openapi_document(model: &str, genres: &[String], limits: &RequestLimits, 
                     "training_clips": {"type": "integer"},
                     "training_tracks": {"type": "integer"},
                     "training_hours": {"type": "number"}
-                }}}
+                }}},
+                "segment_seconds": {"type": "number", "description": "Seconds of audio one decoder output covers; longer clips are cross-faded segments."},
+                "sample_rate": {"type": "integer", "description": "Sample rate of the generated audio, in Hz."},
+                "execution_provider": {"type": "string", "enum": ["cpu", "cuda"], "description": "Where the decoder runs."}
             }}
         }}
     })

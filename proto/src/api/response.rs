@@ -11,6 +11,16 @@ pub struct GenresResponse {
     pub model: String,
     /// One entry per genre, in the model's order.
     pub genres: Vec<GenreInfo>,
+    /// Seconds of audio one decoder output covers (`signal.segment_seconds` cropped to the model's
+    /// frames); longer clips are cross-faded segments.
+    #[serde(default)]
+    pub segment_seconds: f32,
+    /// Sample rate of the generated audio, in Hz.
+    #[serde(default)]
+    pub sample_rate: u32,
+    /// Where the decoder runs (`cpu`, `cuda`); only the service knows, so a bundle alone leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_provider: Option<String>,
 }
 
 /// One genre of `GET /genres`.
@@ -27,7 +37,8 @@ pub struct GenreInfo {
 }
 
 impl GenresResponse {
-    /// The `/genres` body of a bundle; genres without a dataset entry report zero clips.
+    /// The `/genres` body of a bundle, without an execution provider; genres without a dataset entry
+    /// report zero clips.
     pub fn from_manifest(manifest: &Manifest) -> Self {
         let genres = manifest
             .genres
@@ -42,6 +53,13 @@ impl GenresResponse {
                 }
             })
             .collect();
-        Self { model: manifest.name.clone(), genres }
+        Self {
+            model: manifest.name.clone(),
+            genres,
+            segment_seconds: (manifest.signal.model_frames() * manifest.signal.hop_length) as f32
+                / manifest.signal.sample_rate as f32,
+            sample_rate: manifest.signal.sample_rate,
+            execution_provider: None,
+        }
     }
 }
