@@ -16,10 +16,11 @@ use melfuse_train::prepare::{run, PrepareConfig, PrepareOutcome};
 const MINUTES: u32 = 20;
 const RATE: u32 = 48_000;
 const CHILD_ENV: &str = "MELFUSE_MEMORY_CHILD";
-/// Peak RSS the streamed preparation must stay under, in MiB. Loading the
-/// file whole would hold its decoded mono samples (220 MiB at 48 kHz) plus
-/// the resampled copy (202 MiB) at once.
-const MAX_PEAK_MIB: u64 = 200;
+/// Peak RSS the streamed preparation must stay under, in MiB. Measured with
+/// melfuse-audio alone on this file: decode → resample → segments → dB mel
+/// streamed peaks at 9 MiB; `load_mono` + the same mels peaks at 646 MiB
+/// (decoded mono, resampled copy, buffers).
+const MAX_PEAK_MIB: u64 = 100;
 
 /// Writes the track sample by sample (never whole in memory): a slow chirp
 /// with a tremolo, loud enough not to be silence.
@@ -78,7 +79,8 @@ fn preparing_a_long_file_keeps_memory_bounded() {
         .expect("run the child");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let line = stdout.lines().find(|l| l.starts_with("MELFUSE_MEMORY")).expect("the child's report");
+    // libtest prints "test <name> ... " before the child's own output on the same line.
+    let line = stdout.lines().find_map(|l| l.find("MELFUSE_MEMORY").map(|i| &l[i..])).expect("the child's report");
     println!("{line}");
     let field = |name: &str| -> u64 {
         line.split_whitespace().find_map(|kv| kv.strip_prefix(name)).and_then(|v| v.parse().ok()).expect(name)
