@@ -1,12 +1,21 @@
 //! Loading a music file as the model sees it: decoded, downmixed to mono,
 //! resampled to the configured rate, and rejected if silent (a silent file
 //! teaches the model nothing and makes a blank spectrogram).
+//!
+//! Two ways: [`load_mono`] returns the whole signal (clips, `inspect`,
+//! tests); [`for_each_segment`] streams decode → resample → segments and
+//! holds about one segment, so a three-hour mix or a 24-bit 192 kHz hour
+//! costs the same memory as a song (`prepare` uses it for every file). Both
+//! give the same samples: the resampler and the segmenter are the same code
+//! fed whole or in pieces (tested).
 
 use std::path::Path;
 
-use crate::decode::{decode_bytes, decode_file, DecodedAudio};
+use crate::config::SignalConfig;
+use crate::decode::{decode_bytes, decode_file, DecodeStream, DecodedAudio, StreamInfo};
 use crate::error::AudioError;
-use crate::resample::resample;
+use crate::resample::{resample, StreamResampler};
+use crate::segment::Segmenter;
 
 /// Peak level below which a file counts as silent, in dBFS (−90 dBFS is
 /// below the least significant bit of 16-bit audio, about −96 dBFS, only by
@@ -41,6 +50,72 @@ fn finish(decoded: DecodedAudio, sample_rate: u32) -> Result<Vec<f32>, AudioErro
         return Err(AudioError::Silent { peak_dbfs: peak });
     }
     resample(&decoded.samples, decoded.sample_rate, sample_rate)
+}
+
+/// What [`for_each_segment`] saw of a whole track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackSummary {
+    /// The stream: format, rate, channels.
+    pub info: StreamInfo,
+    /// Length after resampling, in samples at the target rate.
+    pub samples: usize,
+    /// Segments emitted.
+    pub segments: usize,
+    /// Peak level of the decoded mono signal in dBFS.
+    pub peak_dbfs: f32,
+}
+
+/// Why [`for_each_segment`] stopped: the audio, or the caller's callback.
+#[derive(Debug)]
+pub enum SegmentError<E> {
+    /// The file could not be decoded or resampled, or it is silent.
+    Audio {
+        /// What went wrong.
+        error: AudioError,
+        /// The stream, when its headers could be read (for per-format counts).
+        info: Option<Box<StreamInfo>>,
+    },
+    /// The callback failed.
+    Callback(E),
+}
+
+/// Streams the file at `path` — decoded, mono, resampled to
+/// `config.sample_rate` — into segments (see [`crate::segment`]) and calls
+/// `emit(start_sample, segment)` for each, in order.
+///
+/// Resident memory is about one segment whatever the file's length. A
+/// silent file ([`SILENCE_THRESHOLD_DBFS`]) is known only at its end: its
+/// segments have been emitted by then and the result is
+/// [`AudioError::Silent`], so the caller must discard them.
+pub fn for_each_segment<E>(
+    path: &Path,
+    config: &SignalConfig,
+    mut emit: impl FnMut(usize, &[f32]) -> Result<(), E>,
+) -> Result<TrackSummary, SegmentError<E>> {
+    let mut stream = DecodeStream::open(path).map_err(|error| SegmentError::Audio { error, info: None })?;
+    let info = stream.info().clone();
+    let audio = |error| SegmentError::Audio { error, info: Some(Box::new(info.clone())) };
+    let mut resampler = StreamResampler::new(info.sample_rate, config.sample_rate).map_err(audio)?;
+    let mut segmenter = Segmenter::new(config);
+    let mut resampled = Vec::new();
+    let mut samples = 0usize;
+    let mut peak = 0.0f32;
+    while let Some(chunk) = stream.next_chunk().map_err(audio)? {
+        peak = chunk.iter().fold(peak, |p, &x| p.max(x.abs()));
+        resampled.clear();
+        resampler.push(chunk, &mut resampled).map_err(audio)?;
+        samples += resampled.len();
+        segmenter.push(&resampled, &mut emit).map_err(SegmentError::Callback)?;
+    }
+    resampled.clear();
+    resampler.finish(&mut resampled).map_err(audio)?;
+    samples += resampled.len();
+    segmenter.push(&resampled, &mut emit).map_err(SegmentError::Callback)?;
+    let peak_dbfs = 20.0 * peak.log10();
+    if peak_dbfs < SILENCE_THRESHOLD_DBFS {
+        return Err(audio(AudioError::Silent { peak_dbfs }));
+    }
+    Ok(TrackSummary { info: stream.info().clone(), samples, segments: segmenter.count(), peak_dbfs })
 }
 
 #[cfg(test)]
@@ -81,6 +156,31 @@ mod tests {
             let result = load_mono_bytes(wav_bytes(&samples, 8000), Some("wav"), 8000);
             assert_eq!(matches!(result, Err(AudioError::Silent { .. })), silent, "level {level}");
         }
+    }
+
+    #[test]
+    fn streamed_segments_equal_the_whole_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wav");
+        let samples: Vec<f32> = (0..48_000 * 5).map(|i| (i as f32 * 0.013).sin() * 0.4).collect();
+        std::fs::write(&path, wav_bytes(&samples, 48_000)).unwrap();
+        let config =
+            SignalConfig { sample_rate: 22_050, segment_seconds: 1.5, overlap_seconds: 0.5, ..Default::default() };
+        let whole = load_mono(&path, config.sample_rate).unwrap();
+        let mut got = Vec::new();
+        let summary = for_each_segment(&path, &config, |start, segment| {
+            got.push((start, segment.to_vec()));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        let want: Vec<(usize, Vec<f32>)> = crate::segment::segment_ranges(whole.len(), &config)
+            .into_iter()
+            .map(|r| (r.start, whole[r].to_vec()))
+            .collect();
+        assert_eq!(summary.samples, whole.len());
+        assert_eq!(summary.segments, want.len());
+        assert_eq!(got, want);
+        assert_eq!(summary.info.format_label(), "wave/pcm_f32le");
     }
 
     #[test]

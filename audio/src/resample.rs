@@ -46,63 +46,138 @@ pub fn resampled_len(len: usize, from_rate: u32, to_rate: u32) -> usize {
 /// Equal rates return a copy of the input untouched. Otherwise the result has
 /// exactly [`resampled_len`] samples, time-aligned with the input. Both rates
 /// must lie within [`SUPPORTED_RATES`] (this keeps the FFT sizes bounded).
+/// The same as feeding `samples` to a [`StreamResampler`] and finishing it.
 pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32>, AudioError> {
-    for (name, rate) in [("from_rate", from_rate), ("to_rate", to_rate)] {
-        if !SUPPORTED_RATES.contains(&rate) {
-            return Err(AudioError::InvalidParameter {
-                name,
-                detail: format!("{rate} Hz is outside {SUPPORTED_RATES:?}"),
+    let mut resampler = StreamResampler::new(from_rate, to_rate)?;
+    let mut output = Vec::with_capacity(resampled_len(samples.len(), from_rate, to_rate));
+    resampler.push(samples, &mut output)?;
+    resampler.finish(&mut output)?;
+    Ok(output)
+}
+
+/// [`resample`] for a signal that arrives in pieces: memory is one FFT block,
+/// whatever the length, and the output is identical to resampling the whole
+/// signal at once (the same blocks go through the same filter).
+pub struct StreamResampler {
+    from_rate: u32,
+    to_rate: u32,
+    resampler: Option<FftFixedIn<f32>>,
+    chunk: usize,
+    pending: Vec<f32>,
+    block_out: Vec<f32>,
+    /// Output frames still to drop from the front (the resampler's delay).
+    delay_left: usize,
+    input_len: usize,
+    emitted: usize,
+}
+
+impl std::fmt::Debug for StreamResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamResampler").field("from_rate", &self.from_rate).field("to_rate", &self.to_rate).finish()
+    }
+}
+
+impl StreamResampler {
+    /// A resampler from `from_rate` to `to_rate` Hz (both within [`SUPPORTED_RATES`]).
+    pub fn new(from_rate: u32, to_rate: u32) -> Result<Self, AudioError> {
+        for (name, rate) in [("from_rate", from_rate), ("to_rate", to_rate)] {
+            if !SUPPORTED_RATES.contains(&rate) {
+                return Err(AudioError::InvalidParameter {
+                    name,
+                    detail: format!("{rate} Hz is outside {SUPPORTED_RATES:?}"),
+                });
+            }
+        }
+        let chunk = block_frames(from_rate, to_rate);
+        let resampler = if from_rate == to_rate {
+            None
+        } else {
+            Some(
+                FftFixedIn::<f32>::new(from_rate as usize, to_rate as usize, chunk, 1, 1)
+                    .map_err(|err| AudioError::Resample { detail: err.to_string() })?,
+            )
+        };
+        // The resampler's output starts `delay` frames late: they are dropped.
+        let delay_left = resampler.as_ref().map_or(0, |r| r.output_delay());
+        let block_out = vec![0.0; resampler.as_ref().map_or(0, |r| r.output_frames_max())];
+        Ok(Self {
+            from_rate,
+            to_rate,
+            resampler,
+            chunk,
+            pending: Vec::with_capacity(2 * chunk),
+            block_out,
+            delay_left,
+            input_len: 0,
+            emitted: 0,
+        })
+    }
+
+    /// Feeds `samples`; appends the output they complete to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut Vec<f32>) -> Result<(), AudioError> {
+        self.input_len += samples.len();
+        if self.resampler.is_none() {
+            out.extend_from_slice(samples);
+            self.emitted += samples.len();
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.extend_from_slice(samples);
+        let mut start = 0;
+        let mut result = Ok(());
+        while result.is_ok() && pending.len() - start >= self.chunk {
+            result = self.process(&pending[start..start + self.chunk], out, usize::MAX);
+            start += self.chunk;
+        }
+        pending.drain(..start);
+        self.pending = pending;
+        result
+    }
+
+    /// Ends the signal: flushes the filter (feeding zeros past the end) and
+    /// appends the rest, so that the whole output has exactly
+    /// [`resampled_len`] samples of the input pushed.
+    pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), AudioError> {
+        let target = resampled_len(self.input_len, self.from_rate, self.to_rate);
+        if self.resampler.is_none() {
+            return Ok(());
+        }
+        // Output frames the flush needs: the delay, plus one block of rounding.
+        let ratio = f64::from(self.from_rate) / f64::from(self.to_rate);
+        let max_calls =
+            ((target.saturating_sub(self.emitted) + self.delay_left) as f64 * ratio).ceil() as usize / self.chunk + 3;
+        let mut block = std::mem::take(&mut self.pending);
+        for _ in 0..max_calls {
+            if self.emitted >= target {
+                break;
+            }
+            block.resize(self.chunk, 0.0);
+            self.process(&block, out, target)?;
+            block.clear();
+        }
+        if self.emitted < target {
+            return Err(AudioError::Resample {
+                detail: format!("produced {} of {target} frames within the call budget", self.emitted),
             });
         }
-    }
-    if from_rate == to_rate {
-        return Ok(samples.to_vec());
-    }
-    let target = resampled_len(samples.len(), from_rate, to_rate);
-    if target == 0 {
-        return Ok(Vec::new());
+        Ok(())
     }
 
-    let chunk = block_frames(from_rate, to_rate);
-    let mut resampler = FftFixedIn::<f32>::new(from_rate as usize, to_rate as usize, chunk, 1, 1)
-        .map_err(|err| AudioError::Resample { detail: err.to_string() })?;
-    // The resampler's output starts `delay` frames late: produce that many
-    // extra frames (feeding zeros past the end) and drop them from the front.
-    let delay = resampler.output_delay();
-    let wanted = delay + target;
-    let mut output = Vec::with_capacity(wanted + resampler.output_frames_max());
-    let mut block_out = vec![0.0f32; resampler.output_frames_max()];
-    let mut block_in = vec![0.0f32; chunk];
-
-    // Input needed for `wanted` output frames, plus one block of rounding.
-    let ratio = f64::from(from_rate) / f64::from(to_rate);
-    let input_needed = (wanted as f64 * ratio).ceil() as usize + chunk + 1;
-    let max_calls = input_needed / chunk + 2;
-
-    let mut position = 0usize;
-    for _ in 0..max_calls {
-        if output.len() >= wanted {
-            break;
-        }
-        block_in.fill(0.0);
-        if position < samples.len() {
-            let end = (position + chunk).min(samples.len());
-            block_in[..end - position].copy_from_slice(&samples[position..end]);
-        }
-        position += chunk;
+    /// Resamples one block, drops what is left of the delay, and appends at
+    /// most up to `limit` emitted frames in all.
+    fn process(&mut self, block: &[f32], out: &mut Vec<f32>, limit: usize) -> Result<(), AudioError> {
+        let Some(resampler) = self.resampler.as_mut() else { return Ok(()) };
         let (_, produced) = resampler
-            .process_into_buffer(std::slice::from_ref(&block_in), std::slice::from_mut(&mut block_out), None)
+            .process_into_buffer(std::slice::from_ref(&block), std::slice::from_mut(&mut self.block_out), None)
             .map_err(|err| AudioError::Resample { detail: err.to_string() })?;
-        output.extend_from_slice(&block_out[..produced]);
+        let dropped = self.delay_left.min(produced);
+        self.delay_left -= dropped;
+        let available = &self.block_out[dropped..produced];
+        let keep = available.len().min(limit.saturating_sub(self.emitted));
+        out.extend_from_slice(&available[..keep]);
+        self.emitted += keep;
+        Ok(())
     }
-    if output.len() < wanted {
-        return Err(AudioError::Resample {
-            detail: format!("produced {} of {wanted} frames within the call budget", output.len()),
-        });
-    }
-    output.truncate(wanted);
-    output.drain(..delay);
-    Ok(output)
 }
 
 #[cfg(test)]
@@ -177,6 +252,19 @@ mod tests {
         let worst =
             y[2000..y.len() - 2000].iter().zip(&expected[2000..]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-3, "largest deviation: {worst}");
+    }
+
+    #[test]
+    fn streaming_equals_the_whole_signal_at_once() {
+        let x = sine(440.0, 48_000, 50_000);
+        let whole = resample(&x, 48_000, 44_100).unwrap();
+        let mut streamed = Vec::new();
+        let mut resampler = StreamResampler::new(48_000, 44_100).unwrap();
+        for piece in x.chunks(777) {
+            resampler.push(piece, &mut streamed).unwrap();
+        }
+        resampler.finish(&mut streamed).unwrap();
+        assert_eq!(streamed, whole);
     }
 
     #[test]

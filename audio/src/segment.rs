@@ -33,6 +33,60 @@ pub fn evenly_spaced(available: usize, count: usize) -> Vec<usize> {
     (0..count).map(|i| i * available / count).collect()
 }
 
+/// Cuts a signal that arrives in pieces into the segments of
+/// [`segment_ranges`], holding at most one segment (plus the piece being
+/// pushed) in memory.
+#[derive(Debug)]
+pub struct Segmenter {
+    length: usize,
+    hop: usize,
+    /// Samples from absolute index `offset` on.
+    buffer: Vec<f32>,
+    offset: usize,
+    next_start: usize,
+    count: usize,
+}
+
+impl Segmenter {
+    /// A segmenter with `config`'s segment length and hop.
+    pub fn new(config: &SignalConfig) -> Self {
+        let length = config.segment_samples();
+        Self {
+            length,
+            hop: config.segment_hop_samples().max(1),
+            buffer: Vec::new(),
+            offset: 0,
+            next_start: 0,
+            count: 0,
+        }
+    }
+
+    /// Feeds `samples`; calls `emit(start_sample, segment)` for every segment
+    /// they complete, in order, stopping at the first error.
+    pub fn push<E>(&mut self, samples: &[f32], mut emit: impl FnMut(usize, &[f32]) -> Result<(), E>) -> Result<(), E> {
+        if self.length == 0 {
+            return Ok(());
+        }
+        self.buffer.extend_from_slice(samples);
+        while self.offset + self.buffer.len() >= self.next_start + self.length {
+            let from = self.next_start - self.offset;
+            emit(self.next_start, &self.buffer[from..from + self.length])?;
+            self.count += 1;
+            self.next_start += self.hop;
+            // Drop what no later segment needs.
+            let keep_from = (self.next_start - self.offset).min(self.buffer.len());
+            self.buffer.drain(..keep_from);
+            self.offset += keep_from;
+        }
+        Ok(())
+    }
+
+    /// Segments emitted so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +120,28 @@ mod tests {
         assert!(segment_ranges(1499, &cfg).is_empty());
         assert_eq!(segment_ranges(1500, &cfg), vec![0..1500]);
         assert!(segment_ranges(0, &cfg).is_empty());
+    }
+
+    #[test]
+    fn the_streaming_segmenter_follows_the_ranges() {
+        let cfg = config(100);
+        let x: Vec<f32> = (0..4200).map(|i| i as f32).collect();
+        for piece in [1usize, 7, 999, 5000] {
+            let mut segmenter = Segmenter::new(&cfg);
+            let mut got = Vec::new();
+            for chunk in x.chunks(piece) {
+                segmenter
+                    .push(chunk, |start, seg| {
+                        got.push((start, seg.to_vec()));
+                        Ok::<_, ()>(())
+                    })
+                    .unwrap();
+            }
+            let want: Vec<(usize, Vec<f32>)> =
+                segment_ranges(x.len(), &cfg).into_iter().map(|r| (r.start, x[r].to_vec())).collect();
+            assert_eq!(got, want, "pieces of {piece}");
+            assert!(segmenter.buffer.len() <= 1500 + piece);
+        }
     }
 
     #[test]

@@ -148,12 +148,25 @@ fn silence_decodes_but_does_not_load() {
 }
 
 #[test]
-fn opus_is_an_unsupported_codec() {
-    match decode_quickly("broken/tone.opus") {
-        Err(AudioError::UnsupportedCodec { detail }) => {
-            assert!(detail.contains("opus"), "{detail}")
-        }
-        other => panic!("expected UnsupportedCodec, got {other:?}"),
+fn opus_decodes_at_48k_with_its_pre_skip_trimmed() {
+    // opusenc resampled the 3 s 44.1 kHz source to 48 kHz: 144 000 frames once
+    // the pre-skip and the end padding are trimmed.
+    let decoded = decode_quickly("tone_44k.opus").unwrap();
+    assert_eq!((decoded.sample_rate, decoded.channels, decoded.samples.len()), (48_000, 2, 144_000));
+    let peak = decoded.samples.iter().fold(0.0f32, |p, x| p.max(x.abs()));
+    assert!(peak > 0.1 && peak < 0.6, "peak {peak}");
+}
+
+#[test]
+fn unknown_codec_in_a_known_container_is_unsupported_codec() {
+    // A WAV whose format tag (0x0055, MPEG layer 3 in RIFF) no decoder here handles.
+    let mut bytes = std::fs::read(fixture("tone_16k_f32.wav")).unwrap();
+    bytes[20..22].copy_from_slice(&0x0055u16.to_le_bytes());
+    match decode_bytes(bytes, Some("wav")) {
+        Err(
+            AudioError::UnsupportedCodec { .. } | AudioError::UnsupportedFormat { .. } | AudioError::Corrupt { .. },
+        ) => {}
+        other => panic!("expected an unsupported-codec error, got {other:?}"),
     }
 }
 
@@ -201,7 +214,9 @@ impl Damage {
 #[test]
 fn damaged_and_cut_files_never_panic_or_hang() {
     let mut damage = Damage(0x9E37_79B9_7F4A_7C15);
-    for name in ["tone_44k.flac", "tone_44k.ogg", "tone_44k.mp3", "tone_48k_s24.wav", "tone_16k_f32.wav"] {
+    for name in
+        ["tone_44k.flac", "tone_44k.ogg", "tone_44k.mp3", "tone_44k.opus", "tone_48k_s24.wav", "tone_16k_f32.wav"]
+    {
         let original = std::fs::read(fixture(name)).unwrap();
         let extension = name.rsplit('.').next();
         for round in 0..12 {

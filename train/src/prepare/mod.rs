@@ -23,8 +23,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melfuse_audio::atomic_file::write_atomically;
-use melfuse_audio::load::load_mono;
-use melfuse_audio::segment::segment_ranges;
+use melfuse_audio::load::{for_each_segment, SegmentError};
 use melfuse_audio::{AudioError, MelSpectrogram, SignalConfig};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -37,7 +36,7 @@ use cache::{
 };
 use corpus::{scan_corpus, Corpus, CorpusError, CorpusFile};
 use db_range::{measure_db_range, DbRangeError, DbRangeSettings, F16Histogram};
-use report::{GenreReport, PrepareReport, ShortFile, SkippedFile, REPORT_FILE};
+use report::{FormatCounts, GenreReport, PrepareReport, ShortFile, SkippedFile, REPORT_FILE};
 use split::{assign_splits, Split, SplitCandidate};
 
 use crate::config_file::ConfigFileError;
@@ -78,9 +77,12 @@ impl Default for PrepareConfig {
             split_seed: 0,
             segments_per_shard: 256,
             db_range: DbRangeSettings::default(),
-            extensions: ["wav", "wave", "flac", "ogg", "oga", "mp3", "opus", "m4a", "aac", "aif", "aiff", "wma"]
-                .map(String::from)
-                .to_vec(),
+            extensions: [
+                "wav", "wave", "flac", "ogg", "oga", "mp3", "opus", "webm", "mka", "m4a", "mp4", "aac", "alac", "aif",
+                "aiff", "aifc", "caf", "wma",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -211,6 +213,8 @@ pub fn fingerprint(config: &PrepareConfig, corpus: &Corpus) -> Result<String, Pr
     let mut hasher = Sha256::new();
     hasher.update(CACHE_FORMAT.as_bytes());
     hasher.update(CACHE_FORMAT_VERSION.to_le_bytes());
+    // A decoder that yields other samples for the same file invalidates the cache.
+    hasher.update(melfuse_audio::decode::DECODER_REVISION.to_le_bytes());
     hasher.update(serde_json::to_vec(config)?);
     for file in &corpus.files {
         hasher.update(file.relative_path.as_bytes());
@@ -287,16 +291,22 @@ enum FileResult {
         seconds: f64,
         /// Start of each segment, in seconds.
         starts: Vec<f64>,
+        /// `container/codec`.
+        format: String,
     },
     /// Decoded but shorter than one segment.
     TooShort {
         /// Length after resampling, in seconds.
         seconds: f64,
+        /// `container/codec`.
+        format: String,
     },
     /// Could not be decoded.
     Skipped {
         /// The decoder's message.
         reason: String,
+        /// `container/codec` when the headers could be read, else the extension.
+        format: String,
     },
 }
 
@@ -304,38 +314,76 @@ fn staging_path(out: &Path, file_number: usize) -> PathBuf {
     out.join(STAGING_DIR).join(format!("{file_number:07}.f16"))
 }
 
-/// Decodes one file and writes the f16 dB mel of each of its segments,
-/// cropped to the model's frame count, to its staging file. A decoder panic
-/// on a malformed file counts as a skip like any decode error.
+/// The format key of a file whose stream could not be opened: its extension.
+fn unknown_format(file: &CorpusFile) -> String {
+    let extension = file.path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    format!("unrecognised .{extension}")
+}
+
+/// Streams one file through decode → resample → segments and appends the
+/// f16 dB mel of each segment, cropped to the model's frame count, to its
+/// staging file: memory is about one segment whatever the file's length. A
+/// decoder panic on a malformed file counts as a skip like any decode error.
 fn process_file(file: &CorpusFile, transform: &MelSpectrogram, staging: &Path) -> Result<FileResult, PrepareError> {
     let signal = transform.config();
-    let loaded = catch_unwind(AssertUnwindSafe(|| load_mono(&file.path, signal.sample_rate)));
-    let samples = match loaded {
-        Ok(Ok(samples)) => samples,
-        Ok(Err(error)) => return Ok(FileResult::Skipped { reason: error.to_string() }),
+    let rate = f64::from(signal.sample_rate);
+    let frames = signal.model_frames();
+    let mut writer: Option<std::io::BufWriter<std::fs::File>> = None;
+    let mut starts = Vec::new();
+    let mut bytes = Vec::with_capacity(signal.n_mels * frames * cache::BYTES_PER_VALUE);
+    let streamed = catch_unwind(AssertUnwindSafe(|| {
+        for_each_segment(&file.path, signal, |start, segment| {
+            let db = transform.db(segment);
+            bytes.clear();
+            encode_f16le(db.slice(ndarray::s![.., ..frames]).iter().copied(), &mut bytes);
+            let out = match writer.as_mut() {
+                Some(out) => out,
+                None => writer.insert(std::io::BufWriter::new(
+                    std::fs::File::create(staging).map_err(io_error("create", staging))?,
+                )),
+            };
+            std::io::Write::write_all(out, &bytes).map_err(io_error("write", staging))?;
+            starts.push(start as f64 / rate);
+            Ok::<_, PrepareError>(())
+        })
+    }));
+    let discard = |writer: Option<std::io::BufWriter<std::fs::File>>| {
+        if writer.is_some() {
+            drop(writer);
+            let _ = std::fs::remove_file(staging);
+        }
+    };
+    match streamed {
+        Ok(Ok(summary)) => {
+            let format = summary.info.format_label();
+            let seconds = summary.samples as f64 / rate;
+            match writer {
+                Some(mut out) => {
+                    std::io::Write::flush(&mut out).map_err(io_error("write", staging))?;
+                    Ok(FileResult::Track { seconds, starts, format })
+                }
+                None => Ok(FileResult::TooShort { seconds, format }),
+            }
+        }
+        Ok(Err(SegmentError::Audio { error, info })) => {
+            discard(writer);
+            let format = info.map_or_else(|| unknown_format(file), |info| info.format_label());
+            Ok(FileResult::Skipped { reason: error.to_string(), format })
+        }
+        Ok(Err(SegmentError::Callback(error))) => Err(error),
         Err(panic) => {
+            discard(writer);
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            return Ok(FileResult::Skipped { reason: format!("the decoder crashed on this file: {message}") });
+            Ok(FileResult::Skipped {
+                reason: format!("the decoder crashed on this file: {message}"),
+                format: unknown_format(file),
+            })
         }
-    };
-    let rate = f64::from(signal.sample_rate);
-    let seconds = samples.len() as f64 / rate;
-    let ranges = segment_ranges(samples.len(), signal);
-    if ranges.is_empty() {
-        return Ok(FileResult::TooShort { seconds });
     }
-    let frames = signal.model_frames();
-    let mut bytes = Vec::with_capacity(ranges.len() * signal.n_mels * frames * cache::BYTES_PER_VALUE);
-    for range in &ranges {
-        let db = transform.db(&samples[range.clone()]);
-        encode_f16le(db.slice(ndarray::s![.., ..frames]).iter().copied(), &mut bytes);
-    }
-    std::fs::write(staging, &bytes).map_err(io_error("write", staging))?;
-    Ok(FileResult::Track { seconds, starts: ranges.iter().map(|r| r.start as f64 / rate).collect() })
 }
 
 fn progress_bar(files: usize) -> ProgressBar {
@@ -400,15 +448,21 @@ pub fn run(corpus_dir: &Path, out: &Path, config: &PrepareConfig, force: bool) -
     let mut skipped = Vec::new();
     let mut too_short = Vec::new();
     let mut usable = Vec::new();
+    let mut formats = std::collections::BTreeMap::<String, FormatCounts>::new();
     for (number, (file, result)) in corpus.files.iter().zip(&results).enumerate() {
         let genre = corpus.genres[file.genre].clone();
         match result {
-            FileResult::Track { seconds, starts } => usable.push((number, file, *seconds, starts)),
-            FileResult::TooShort { seconds } => {
+            FileResult::Track { format, .. } => formats.entry(format.clone()).or_default().used += 1,
+            FileResult::TooShort { format, .. } => formats.entry(format.clone()).or_default().too_short += 1,
+            FileResult::Skipped { format, .. } => formats.entry(format.clone()).or_default().skipped += 1,
+        }
+        match result {
+            FileResult::Track { seconds, starts, .. } => usable.push((number, file, *seconds, starts)),
+            FileResult::TooShort { seconds, .. } => {
                 genres[file.genre].too_short += 1;
                 too_short.push(ShortFile { path: file.relative_path.clone(), genre, seconds: *seconds });
             }
-            FileResult::Skipped { reason } => {
+            FileResult::Skipped { reason, .. } => {
                 genres[file.genre].skipped += 1;
                 skipped.push(SkippedFile { path: file.relative_path.clone(), genre, reason: reason.clone() });
             }
@@ -513,6 +567,7 @@ pub fn run(corpus_dir: &Path, out: &Path, config: &PrepareConfig, force: bool) -
         genres,
         total_train: Default::default(),
         total_validation: Default::default(),
+        formats,
         skipped,
         too_short,
         ignored: corpus.ignored.clone(),

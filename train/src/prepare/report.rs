@@ -76,6 +76,18 @@ impl GenreReport {
     }
 }
 
+/// Files of one format (`container/codec`, e.g. `ogg/vorbis`, `isomp4/aac`;
+/// `unrecognised .ext` when not even the container could be read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormatCounts {
+    /// Files that yielded segments.
+    pub used: usize,
+    /// Files that decoded but are shorter than one segment.
+    pub too_short: usize,
+    /// Files that could not be used (reasons under `skipped`).
+    pub skipped: usize,
+}
+
 /// A file that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkippedFile {
@@ -111,6 +123,9 @@ pub struct PrepareReport {
     pub total_train: SplitCounts,
     /// Sum over genres, validation side.
     pub total_validation: SplitCounts,
+    /// Files per format, by `container/codec`.
+    #[serde(default)]
+    pub formats: std::collections::BTreeMap<String, FormatCounts>,
     /// Files that could not be decoded, with the reason.
     pub skipped: Vec<SkippedFile>,
     /// Files shorter than one segment.
@@ -208,6 +223,13 @@ impl fmt::Display for PrepareReport {
             self.total_train.hours(),
             self.total_validation.hours()
         )?;
+        for (format, counts) in &self.formats {
+            writeln!(
+                f,
+                "format {format}: {} used, {} too short, {} skipped",
+                counts.used, counts.too_short, counts.skipped
+            )?;
+        }
         for s in &self.skipped {
             writeln!(f, "skipped {}: {}", s.path, s.reason)?;
         }

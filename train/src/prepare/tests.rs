@@ -121,8 +121,10 @@ fn broken_and_short_files_are_skipped_and_reported() {
     let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::create_dir_all(corpus.join("edm/deeper")).expect("mkdir");
     std::fs::write(corpus.join("edm/deeper/noise.flac"), noise).expect("write");
-    let opus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/broken/tone.opus");
+    // Opus decodes since issue 14 (3 s: two 2 s segments); the .wma is no audio at all.
+    let opus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tone_44k.opus");
     std::fs::copy(opus, corpus.join("edm/tone.opus")).expect("copy opus");
+    std::fs::write(corpus.join("edm/tone.wma"), b"not a media file, only text ".repeat(64)).expect("write");
     write_wav(&corpus.join("cn/short.wav"), 1.5, 22_050);
     std::fs::write(corpus.join("cn/notes.txt"), b"liner notes").expect("write");
     let out = dir.path().join("cache");
@@ -132,7 +134,7 @@ fn broken_and_short_files_are_skipped_and_reported() {
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert_eq!(reasons[0], ("cn/zero.wav", "the file contains no audio samples"));
     assert_eq!(reasons[1].0, "edm/deeper/noise.flac");
-    assert_eq!(reasons[2].0, "edm/tone.opus");
+    assert_eq!(reasons[2].0, "edm/tone.wma");
     assert!(reasons[2].1.contains("unsupported"), "{}", reasons[2].1);
     assert_eq!(report.too_short.len(), 1);
     assert_eq!(report.too_short[0].path, "cn/short.wav");
@@ -140,12 +142,18 @@ fn broken_and_short_files_are_skipped_and_reported() {
     let counts: Vec<(usize, usize, usize)> =
         report.genres.iter().map(|g| (g.skipped, g.too_short, g.ignored)).collect();
     assert_eq!(counts, [(1, 1, 1), (2, 0, 0)]);
-    assert_eq!(report.total_train.tracks + report.total_validation.tracks, 4);
+    assert_eq!(report.total_train.tracks + report.total_validation.tracks, 5);
+    let format = |name: &str| report.formats.get(name).copied().unwrap_or_default();
+    assert_eq!(format("ogg/opus"), FormatCounts { used: 1, too_short: 0, skipped: 0 });
+    assert_eq!(format("unrecognised .wma").skipped, 1);
+    assert_eq!(format("unrecognised .wav").skipped, 1, "{:?}", report.formats);
+    assert_eq!(report.formats.values().map(|c| c.used + c.too_short + c.skipped).sum::<usize>(), 9);
     let saved: PrepareReport =
         serde_json::from_slice(&std::fs::read(out.join(REPORT_FILE)).expect("report.json")).expect("parse report");
     assert_eq!(saved, report);
     let text = report.to_string();
-    assert!(text.contains("skipped edm/tone.opus") && text.contains("too short cn/short.wav"), "{text}");
+    assert!(text.contains("skipped edm/tone.wma") && text.contains("too short cn/short.wav"), "{text}");
+    assert!(text.contains("format ogg/opus: 1 used, 0 too short, 0 skipped"), "{text}");
 }
 
 #[test]
