@@ -94,7 +94,14 @@ impl AnalysisConfig {
         let flux = mean(&onset);
         let harmonic_peak_db = self.harmonic_peak_over_median(samples);
         let features = features(&mel_db, &onset, &autocorrelation, pulse, harmonic_peak_db);
-        ClipAnalysis { pulse, pulse_bpm: 60.0 * self.frame_rate() / lag.max(1) as f64, flux, harmonic_peak_db, features, mel_db }
+        ClipAnalysis {
+            pulse,
+            pulse_bpm: 60.0 * self.frame_rate() / lag.max(1) as f64,
+            flux,
+            harmonic_peak_db,
+            features,
+            mel_db,
+        }
     }
 
     /// Mean over frames with sound of (strongest bin − median bin) of the 200–4000 Hz band, in dB.
@@ -114,7 +121,8 @@ impl AnalysisConfig {
             if energy < gate {
                 continue;
             }
-            let mut band: Vec<f32> = frame.iter().skip(low).take(high - low + 1).map(|&p| 10.0 * p.max(1e-10).log10()).collect();
+            let mut band: Vec<f32> =
+                frame.iter().skip(low).take(high - low + 1).map(|&p| 10.0 * p.max(1e-10).log10()).collect();
             let peak = band.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let middle = band.len() / 2;
             let median = *band.select_nth_unstable_by(middle, f32::total_cmp).1;
@@ -151,11 +159,9 @@ pub fn pulse_strength(onset: &[f64], frame_rate: f64) -> (f64, usize, Vec<f64>) 
     if energy <= 0.0 || high <= low {
         return (0.0, low.max(1), vec![0.0; high.saturating_sub(low) + 1]);
     }
-    let autocorrelation: Vec<f64> = (low..=high)
-        .map(|lag| centred.iter().zip(&centred[lag..]).map(|(a, b)| a * b).sum::<f64>() / energy)
-        .collect();
-    let (best, &strength) =
-        autocorrelation.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap_or((0, &0.0));
+    let autocorrelation: Vec<f64> =
+        (low..=high).map(|lag| centred.iter().zip(&centred[lag..]).map(|(a, b)| a * b).sum::<f64>() / energy).collect();
+    let (best, &strength) = autocorrelation.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap_or((0, &0.0));
     (strength, low + best, autocorrelation)
 }
 
@@ -221,7 +227,8 @@ mod tests {
         (0..n)
             .map(|i| {
                 let t = i as f32 / RATE as f32;
-                0.3 * (std::f32::consts::TAU * 440.0 * t).sin() + 0.1 * (std::f32::consts::TAU * 880.0 * t).sin()
+                0.3 * (std::f32::consts::TAU * 440.0 * t).sin()
+                    + 0.1 * (std::f32::consts::TAU * 880.0 * t).sin()
                     + 0.001 * ((i * 7919 % 1000) as f32 / 500.0 - 1.0)
             })
             .collect()
@@ -232,7 +239,11 @@ mod tests {
         let analysis = AnalysisConfig::new(RATE).unwrap();
         let clicks = analysis.analyze(&beat(8.0));
         assert!(clicks.pulse > 0.6, "{clicks:?}");
-        assert!((clicks.pulse_bpm - 120.0).abs() < 6.0 || (clicks.pulse_bpm - 60.0).abs() < 3.0, "{}", clicks.pulse_bpm);
+        assert!(
+            (clicks.pulse_bpm - 120.0).abs() < 6.0 || (clicks.pulse_bpm - 60.0).abs() < 3.0,
+            "{}",
+            clicks.pulse_bpm
+        );
         let steady = analysis.analyze(&tone(8.0));
         assert!(steady.pulse < 0.3, "{}", steady.pulse);
         assert!(clicks.flux > 3.0 * steady.flux, "flux {} vs {}", clicks.flux, steady.flux);
@@ -242,7 +253,8 @@ mod tests {
     fn a_tone_has_bright_harmonic_lines_and_noise_does_not() {
         let analysis = AnalysisConfig::new(RATE).unwrap();
         let lines = analysis.analyze(&tone(4.0)).harmonic_peak_db;
-        let noise: Vec<f32> = (0..4 * RATE as usize).map(|i| ((i * 2_654_435_761) % 1000) as f32 / 500.0 - 1.0).collect();
+        let noise: Vec<f32> =
+            (0..4 * RATE as usize).map(|i| ((i * 2_654_435_761) % 1000) as f32 / 500.0 - 1.0).collect();
         let flat = analysis.analyze(&noise).harmonic_peak_db;
         assert!(lines > flat + 20.0, "tone {lines} dB vs noise {flat} dB");
     }

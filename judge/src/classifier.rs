@@ -98,9 +98,10 @@ impl GenreClassifier {
                 }
             }
             for (w, g) in weights.iter_mut().zip(&gradient) {
-                for d in 0..=dims {
-                    let penalty = if d < dims { L2_PENALTY * w[d] } else { 0.0 };
-                    w[d] -= STEP * (g[d] / n + penalty);
+                // The bias (last entry) is not penalised.
+                for (d, (wd, gd)) in w.iter_mut().zip(g).enumerate() {
+                    let penalty = if d < dims { L2_PENALTY * *wd } else { 0.0 };
+                    *wd -= STEP * (gd / n + penalty);
                 }
             }
         }

@@ -46,7 +46,8 @@ impl Default for JudgeConfig {
 impl JudgeConfig {
     /// Reads a TOML file of any subset of the fields.
     pub fn load(path: &std::path::Path) -> Result<Self, JudgeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| JudgeError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| JudgeError::Io { path: path.to_path_buf(), source })?;
         toml::from_str(&text).map_err(|e| JudgeError::Config(format!("{}: {e}", path.display())))
     }
 
@@ -54,7 +55,10 @@ impl JudgeConfig {
     pub fn validate(&self) -> Result<(), JudgeError> {
         let bad = |detail: String| Err(JudgeError::Config(detail));
         if !(self.seconds.is_finite() && self.seconds >= 2.0) {
-            return bad(format!("seconds: {} must be at least 2 (the pulse looks for periods up to 1 s)", self.seconds));
+            return bad(format!(
+                "seconds: {} must be at least 2 (the pulse looks for periods up to 1 s)",
+                self.seconds
+            ));
         }
         if self.seeds.len() < 2 {
             return bad("seeds: at least 2 (diversity and distances need two clips per genre)".into());
@@ -68,7 +72,11 @@ impl JudgeConfig {
         if self.max_excerpts_per_track == 0 {
             return bad("max_excerpts_per_track: must be at least 1".into());
         }
-        if let Some((name, _)) = self.request.iter().find(|(name, _)| ["blend", "morph", "seed", "seconds", "format"].contains(&name.as_str())) {
+        if let Some((name, _)) = self
+            .request
+            .iter()
+            .find(|(name, _)| ["blend", "morph", "seed", "seconds", "format"].contains(&name.as_str()))
+        {
             return bad(format!("request: `{name}` is set by the judge itself"));
         }
         Ok(())

@@ -98,14 +98,10 @@ pub fn judge(serve: &ServeConfig, reference_dir: &Path, config: &JudgeConfig) ->
         analysis,
         half,
     };
-    let reference: Vec<Judged> = held_out
-        .iter()
-        .map(|&i| judged(excerpts[i].genre, half(excerpts[i].role), analysed[i].clone()))
-        .collect();
-    let ceiling: Vec<Judged> = held_out
-        .iter()
-        .map(|&i| judged(excerpts[i].genre, half(excerpts[i].role), vocoded[i].clone()))
-        .collect();
+    let reference: Vec<Judged> =
+        held_out.iter().map(|&i| judged(excerpts[i].genre, half(excerpts[i].role), analysed[i].clone())).collect();
+    let ceiling: Vec<Judged> =
+        held_out.iter().map(|&i| judged(excerpts[i].genre, half(excerpts[i].role), vocoded[i].clone())).collect();
     let held_out_accuracy = accuracy(&reference);
     tracing::info!(held_out_accuracy, "classifier trained");
     if held_out_accuracy < MIN_HELD_OUT_ACCURACY {
@@ -176,7 +172,13 @@ fn genre_accuracy(clips: &[Judged], genre: usize) -> f64 {
 
 /// The measures over the clips of `genre` (all clips for `None`) of the held-out `reference`,
 /// its `ceiling` and the `generated` clips.
-pub fn genre_report(name: &str, genre: Option<usize>, reference: &[Judged], ceiling: &[Judged], generated: &[Judged]) -> GenreReport {
+pub fn genre_report(
+    name: &str,
+    genre: Option<usize>,
+    reference: &[Judged],
+    ceiling: &[Judged],
+    generated: &[Judged],
+) -> GenreReport {
     let pick = |set: &[Judged]| -> Vec<Judged> {
         set.iter().filter(|c| genre.is_none_or(|g| c.genre == g)).cloned().collect()
     };
@@ -197,7 +199,11 @@ pub fn genre_report(name: &str, genre: Option<usize>, reference: &[Judged], ceil
         genre: name.to_string(),
         reference_excerpts: reference.len(),
         generated_clips: generated.len(),
-        accuracy: Accuracy { reference: accuracy(&reference), ceiling: accuracy(&ceiling), generated: accuracy(&generated) },
+        accuracy: Accuracy {
+            reference: accuracy(&reference),
+            ceiling: accuracy(&ceiling),
+            generated: accuracy(&generated),
+        },
         pulse: measure(|a| a.pulse),
         flux: measure(|a| a.flux),
         harmonic_peak_db: measure(|a| a.harmonic_peak_db),

@@ -46,11 +46,8 @@ pub fn judge_picture(judgement: &Judgement, genres: usize) -> RgbImage {
     let height = genres as u32 * (panel_h + GAP) + GAP + PLOT + GAP;
     let mut image = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     for (r, row) in rows.iter().enumerate() {
-        let loudest = row
-            .iter()
-            .flatten()
-            .flat_map(|c| c.analysis.mel_db.iter().copied())
-            .fold(f32::NEG_INFINITY, f32::max);
+        let loudest =
+            row.iter().flatten().flat_map(|c| c.analysis.mel_db.iter().copied()).fold(f32::NEG_INFINITY, f32::max);
         for (k, clip) in row.iter().enumerate() {
             let Some(clip) = clip else { continue };
             let panel = render_spectrogram(clip.analysis.mel_db.view(), loudest - RANGE_DB, loudest);

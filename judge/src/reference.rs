@@ -91,8 +91,8 @@ pub fn load_excerpts(
     let loaded: Vec<Vec<Excerpt>> = jobs
         .par_iter()
         .map(|&(genre, index, path)| {
-            let samples = load_mono(path, sample_rate)
-                .map_err(|e| JudgeError::Reference(format!("{}: {e}", path.display())))?;
+            let samples =
+                load_mono(path, sample_rate).map_err(|e| JudgeError::Reference(format!("{}: {e}", path.display())))?;
             let role = if index % 2 == 0 { Role::Train } else { Role::HeldOut(((index / 2) % 2) as u8) };
             let available = samples.len() / excerpt_samples.max(1);
             if available == 0 {
@@ -113,14 +113,15 @@ pub fn load_excerpts(
     let excerpts: Vec<Excerpt> = loaded.into_iter().flatten().collect();
     for (genre, _) in tracks.iter().enumerate() {
         for (role, name) in [(false, "training"), (true, "held-out")] {
-            let count = excerpts
-                .iter()
-                .filter(|e| e.genre == genre && matches!(e.role, Role::HeldOut(_)) == role)
-                .count();
+            let count =
+                excerpts.iter().filter(|e| e.genre == genre && matches!(e.role, Role::HeldOut(_)) == role).count();
             if count == 0 {
                 return Err(JudgeError::Reference(format!(
                     "genre {} has no {name} excerpt: its tracks are shorter than one excerpt",
-                    tracks[genre].first().and_then(|p| p.parent()).map_or_else(String::new, |p| p.display().to_string())
+                    tracks[genre]
+                        .first()
+                        .and_then(|p| p.parent())
+                        .map_or_else(String::new, |p| p.display().to_string())
                 )));
             }
         }

@@ -228,7 +228,8 @@ impl JudgeReport {
             "classifier: trained on {} reference excerpts, held-out accuracy {:.3} on {} excerpts",
             self.classifier.train_excerpts, self.classifier.held_out_accuracy, self.classifier.held_out_excerpts
         );
-        let _ = writeln!(out, "each cell: generated / ceiling (ceiling = reference through mel → the service's vocoder)");
+        let _ =
+            writeln!(out, "each cell: generated / ceiling (ceiling = reference through mel → the service's vocoder)");
         let _ = writeln!(
             out,
             "{:<14} {:>11} {:>11} {:>11} {:>11} {:>13} {:>9}",

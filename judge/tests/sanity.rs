@@ -125,7 +125,9 @@ fn added_noise_raises_the_distance_and_a_set_is_at_zero_from_itself() {
         })
         .collect();
     let row = genre_report("self", Some(0), &judged, &judged, &judged);
-    for ratio in [row.pulse.generated_ratio, row.flux.generated_ratio, row.harmonic_peak_db.generated_ratio, row.diversity.ratio] {
+    for ratio in
+        [row.pulse.generated_ratio, row.flux.generated_ratio, row.harmonic_peak_db.generated_ratio, row.diversity.ratio]
+    {
         assert!((ratio - 1.0).abs() < 1e-12, "{row:?}");
     }
     assert!(row.distance.generated < 1e-9 && row.distance.split_half > 0.0, "{row:?}");
@@ -135,8 +137,10 @@ fn added_noise_raises_the_distance_and_a_set_is_at_zero_from_itself() {
 #[test]
 fn shuffled_genre_labels_drive_accuracy_to_chance() {
     let analysis = AnalysisConfig::new(RATE).unwrap();
-    let clips: Vec<(usize, ClipAnalysis)> =
-        (0..4).flat_map(|kind| (0..12).map(move |seed| (kind, seed))).map(|(k, s)| (k, analysis.analyze(&toy_clip(k, 3.0, s)))).collect();
+    let clips: Vec<(usize, ClipAnalysis)> = (0..4)
+        .flat_map(|kind| (0..12).map(move |seed| (kind, seed)))
+        .map(|(k, s)| (k, analysis.analyze(&toy_clip(k, 3.0, s))))
+        .collect();
     let (train, test): (Vec<usize>, Vec<usize>) = (0..clips.len()).partition(|i| i % 2 == 0);
     let rows = |idx: &[usize]| idx.iter().map(|&i| clips[i].1.features.clone()).collect::<Vec<_>>();
     let true_labels = |idx: &[usize]| idx.iter().map(|&i| clips[i].0).collect::<Vec<_>>();

@@ -114,12 +114,19 @@ impl LatentBank {
         if bytes.len() != expected {
             return Err(refuse(
                 "file",
-                format!("{} is {} bytes, expected {expected} ({rows} codes × {latent_dim} × f16)", info.file, bytes.len()),
+                format!(
+                    "{} is {} bytes, expected {expected} ({rows} codes × {latent_dim} × f16)",
+                    info.file,
+                    bytes.len()
+                ),
             ));
         }
         let digest = sha256_hex(bytes);
         if digest != info.sha256 {
-            return Err(refuse("sha256", format!("{} hashes to {digest}, the manifest says {}", info.file, info.sha256)));
+            return Err(refuse(
+                "sha256",
+                format!("{} hashes to {digest}, the manifest says {}", info.file, info.sha256),
+            ));
         }
         let codes: Vec<f32> = bytes
             .chunks_exact(BYTES_PER_VALUE)

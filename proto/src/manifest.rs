@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::onnx::{declared_tensor, format_shape, DataType, Dim, ModelProto};
 use crate::latent_bank::{LatentBank, LatentBankInfo};
+use crate::onnx::{declared_tensor, format_shape, DataType, Dim, ModelProto};
 
 /// The manifest format this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -453,9 +453,10 @@ impl Manifest {
                 }
                 let path = bundle_dir.join(&info.file);
                 let bytes = std::fs::read(&path).map_err(|source| ManifestError::Io { path: path.clone(), source })?;
-                let bank = LatentBank::from_bytes(info, manifest.genres.len(), manifest.latent_dim, &bytes).map_err(
-                    |e| ManifestError::InvalidField { field: format!("latent_bank.{}", e.field), message: e.message },
-                )?;
+                let bank =
+                    LatentBank::from_bytes(info, manifest.genres.len(), manifest.latent_dim, &bytes).map_err(|e| {
+                        ManifestError::InvalidField { field: format!("latent_bank.{}", e.field), message: e.message }
+                    })?;
                 Some(bank)
             }
         };

@@ -43,7 +43,8 @@ pub fn toy_clip(kind: usize, seconds: f32, seed: u64) -> Vec<f32> {
             };
             let kick = || {
                 let since = (i % beat) as f32 / RATE as f32;
-                0.8 * (-since * 30.0).exp() * (TAU * 55.0 * since).sin() + 0.2 * (-since * 80.0).exp() * (noise.next() - 0.5)
+                0.8 * (-since * 30.0).exp() * (TAU * 55.0 * since).sin()
+                    + 0.2 * (-since * 80.0).exp() * (noise.next() - 0.5)
             };
             let value = match kind {
                 0 => tone(),

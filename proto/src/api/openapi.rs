@@ -110,8 +110,12 @@ mod tests {
 
     #[test]
     fn document_lists_every_endpoint_and_the_model_genres() {
-        let limits =
-            RequestLimits { default_seconds: 15.0, max_seconds: 120.0, default_griffin_lim_iters: 32, latent_bank: true };
+        let limits = RequestLimits {
+            default_seconds: 15.0,
+            max_seconds: 120.0,
+            default_griffin_lim_iters: 32,
+            latent_bank: true,
+        };
         let doc = openapi_document("demo", &["cn".into(), "edm".into()], &limits, "0.1.0");
         for path in ["/generate", "/genres", "/healthz", "/readyz", "/metrics", "/openapi.json"] {
             assert!(doc["paths"][path].is_object(), "{path}");

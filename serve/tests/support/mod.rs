@@ -8,11 +8,11 @@ use std::sync::{Arc, Once};
 
 use melfuse_audio::config::SignalConfig;
 use melfuse_audio::normalization::DbRange;
+use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TrainingSummary, BATCH_AXIS, DECODER_FILE,
     FORMAT_VERSION, INPUT_GENRE, INPUT_Z, OUTPUT_MEL,
 };
-use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::onnx::{DataType, Dim, GraphBuilder, Linear};
 use melfuse_serve::config::ServeConfig;
 use melfuse_serve::generator::Generator;

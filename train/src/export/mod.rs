@@ -19,11 +19,11 @@ use burn::prelude::*;
 use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::spectrogram_image::render_spectrogram;
 use melfuse_models::Vae;
+use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, ManifestError, OnnxInfo, TrainingSummary, DECODER_FILE,
     FORMAT_VERSION,
 };
-use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::onnx::{DEFAULT_OPSET, SUPPORTED_OPSETS};
 
 use crate::eval::centroids::Centroids;
