@@ -1,8 +1,9 @@
 //! melfuse-train: everything that happens before a model is served — the
-//! synthetic demo corpus, spectrogram inspection, data preparation (the
+//! recorded-music corpus recipe, the synthetic demo corpus, spectrogram inspection, data preparation (the
 //! shard cache `fit` reads), training, evaluation and export to a model bundle.
 
 pub mod config_file;
+pub mod corpus;
 pub mod eval;
 pub mod export;
 pub mod fit;

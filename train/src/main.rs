@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use melfuse_train::corpus::{build_corpus, CorpusArgs};
 use melfuse_train::eval::{self, EvalArgs};
 use melfuse_train::export::{export_run, ExportArgs};
 use melfuse_train::fit::{self, FitArgs, FitHooks};
@@ -26,6 +27,10 @@ enum Command {
     /// Render a genre-labelled synthetic corpus (cn, edm, orchestral, cn_edm)
     /// of 16-bit WAVs plus corpus.json.
     SynthCorpus(SynthCorpusArgs),
+    /// Fetch a corpus of recorded music listed in a TSV recipe from Debian packages
+    /// (apt-get download, no install) into DIR/<genre>/, with CREDITS.md and a
+    /// manifest of SHA-256 hashes; a rerun verifies and fetches only what is missing.
+    Corpus(CorpusArgs),
     /// Decode a corpus (one folder per genre), cut it into segments, split
     /// train/validation by track, measure the dB range and write the shard
     /// cache that `fit` reads, plus a report.
@@ -76,6 +81,18 @@ fn main() -> Result<()> {
                 report.total_seconds,
                 args.out.display()
             );
+        }
+        Command::Corpus(args) => {
+            let outcome = build_corpus(&args.options())
+                .with_context(|| format!("building the corpus in {}", args.out.display()))?;
+            print!("{outcome}");
+            if !outcome.failures.is_empty() {
+                anyhow::bail!(
+                    "{} of {} selected files could not be fetched (listed above); the others are in place",
+                    outcome.failures.len(),
+                    outcome.selected
+                );
+            }
         }
         Command::Prepare(args) => {
             let config = args.resolve().context("invalid prepare settings")?;
