@@ -49,6 +49,10 @@ pub struct ManifestEntry {
     pub listed_seconds: Option<f64>,
     /// The recipe's note.
     pub note: String,
+    /// Set when the file has the same content as this other corpus file: then it is not kept on
+    /// disk (a duplicate counts twice in training, or straddles the train/validation split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 /// `corpus-manifest.json`.
@@ -109,8 +113,9 @@ pub fn render_credits(manifest: &CorpusManifest) -> String {
          `/usr/share/doc/PACKAGE/copyright` in the package).\n",
         manifest.recipe
     );
+    let kept: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| e.duplicate_of.is_none()).collect();
     let mut licences: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
-    for entry in &manifest.files {
+    for entry in &kept {
         let slot = licences.entry(entry.licence.as_str()).or_default();
         slot.0 += 1;
         slot.1 += entry.listed_seconds.unwrap_or(0.0) / 60.0;
@@ -120,7 +125,7 @@ pub fn render_credits(manifest: &CorpusManifest) -> String {
         let _ = writeln!(out, "| {} | {tracks} | {minutes:.1} |", cell(if licence.is_empty() { "?" } else { licence }));
     }
     let mut genres: BTreeMap<&str, Vec<&ManifestEntry>> = BTreeMap::new();
-    for entry in &manifest.files {
+    for entry in &kept {
         genres.entry(entry.genre.as_str()).or_default().push(entry);
     }
     for (genre, entries) in genres {
@@ -149,6 +154,20 @@ pub fn render_credits(manifest: &CorpusManifest) -> String {
             );
         }
     }
+    let duplicates: Vec<&ManifestEntry> = manifest.files.iter().filter(|e| e.duplicate_of.is_some()).collect();
+    if !duplicates.is_empty() {
+        let _ = writeln!(out, "\n## Left out: same recording as another file\n");
+        for e in duplicates {
+            let of = e.duplicate_of.as_deref().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- `{}` ({} {}) is identical to `{of}`",
+                cell(&e.source),
+                cell(&e.package),
+                cell(&e.package_version)
+            );
+        }
+    }
     out
 }
 
@@ -171,6 +190,7 @@ mod tests {
             copyright_files: files.map(String::from),
             listed_seconds: Some(90.0),
             note: "a | b".into(),
+            duplicate_of: None,
         }
     }
 
@@ -189,6 +209,10 @@ mod tests {
             credits.contains("| `cn/pkg--Red_Dawn.ogg` | Red Dawn | Omri Lahav | pkg 1.0-1 | CC-BY-SA-3.0 | a \\| b |")
         );
         assert!(credits.contains("Team (package-wide)") && credits.contains("see the package's copyright file"));
+        manifest.files[2].duplicate_of = Some("edm/pkg--x.ogg".into());
+        let credits = render_credits(&manifest);
+        assert!(credits.contains("| CC-BY-SA-3.0 | 2 | 3.0 |") && !credits.contains("`edm/pkg--y.ogg`"), "{credits}");
+        assert!(credits.contains("is identical to `edm/pkg--x.ogg`"), "{credits}");
     }
 
     #[test]

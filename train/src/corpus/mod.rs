@@ -173,6 +173,8 @@ pub struct CorpusOutcome {
     pub failures: Vec<RowFailure>,
     /// Per genre, the files in the manifest after the run.
     pub genres: BTreeMap<String, GenreSummary>,
+    /// Files left out because their content equals another file's: `(file, same as)`.
+    pub duplicates: Vec<(String, String)>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -201,6 +203,9 @@ impl fmt::Display for CorpusOutcome {
         )?;
         for (genre, summary) in &self.genres {
             writeln!(f, "  {genre:<12} {:>4} files {:>7.1} min (listed)", summary.files, summary.minutes)?;
+        }
+        for (file, of) in &self.duplicates {
+            writeln!(f, "left out: {file} has the same content as {of}")?;
         }
         for failure in &self.failures {
             writeln!(f, "failed: line {} {} {}: {}", failure.line, failure.package, failure.source, failure.reason)?;
@@ -321,7 +326,33 @@ fn entry_for(
         copyright_files: credit.map(|c| c.files),
         listed_seconds: row.seconds,
         note: row.note.clone(),
+        duplicate_of: None,
     }
+}
+
+/// Marks every entry whose content equals an earlier one's (by file name) as its duplicate and
+/// removes its file.
+fn mark_duplicates(entries: &mut BTreeMap<String, ManifestEntry>, out: &Path) -> Result<(), CorpusError> {
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
+    for entry in entries.values_mut() {
+        if entry.duplicate_of.is_some() {
+            continue;
+        }
+        match first.get(&entry.sha256) {
+            Some(original) => {
+                tracing::warn!("{} has the same content as {original}: left out", entry.file);
+                entry.duplicate_of = Some(original.clone());
+                let path = out.join(&entry.file);
+                if path.exists() {
+                    std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+                }
+            }
+            None => {
+                first.insert(entry.sha256.clone(), entry.file.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds (or verifies) the corpus; see the module docs.
@@ -345,7 +376,9 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
     let mut entries: BTreeMap<String, ManifestEntry> = previous
         .files
         .iter()
-        .filter(|e| !selected_names.contains(e.file.as_str()) && out.join(&e.file).is_file())
+        .filter(|e| {
+            !selected_names.contains(e.file.as_str()) && (e.duplicate_of.is_some() || out.join(&e.file).is_file())
+        })
         .map(|e| (e.file.clone(), e.clone()))
         .collect();
     let bar = progress_bar(options.progress, selected.len());
@@ -359,6 +392,7 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
         reused: Vec::new(),
         failures: Vec::new(),
         genres: BTreeMap::new(),
+        duplicates: Vec::new(),
         elapsed: Duration::ZERO,
     };
 
@@ -366,10 +400,12 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
     let mut todo: BTreeMap<&str, Vec<(&RecipeRow, &String)>> = BTreeMap::new();
     for &(row, name) in &selected {
         let path = out.join(name);
-        let intact = previous
-            .entry(name)
-            .filter(|e| e.package == row.package && e.source == row.source())
-            .filter(|e| path.is_file() && sha256_file(&path).is_ok_and(|hash| hash == e.sha256));
+        let intact =
+            previous.entry(name).filter(|e| e.package == row.package && e.source == row.source()).filter(|e| {
+                // A duplicate is verified through the file it duplicates.
+                let on_disk = out.join(e.duplicate_of.as_deref().unwrap_or(name));
+                on_disk.is_file() && sha256_file(&on_disk).is_ok_and(|hash| hash == e.sha256)
+            });
         match intact {
             Some(entry) => {
                 let mut entry = entry.clone();
@@ -466,6 +502,7 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
     }
     bar.finish_and_clear();
 
+    mark_duplicates(&mut entries, out)?;
     manifest.files = entries.into_values().collect();
     let mut json = serde_json::to_string_pretty(&manifest)?;
     json.push('\n');
@@ -476,6 +513,10 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
     write_atomically(&credits_path, render_credits(&manifest).as_bytes())
         .map_err(|source| CorpusError::Write { path: credits_path, source })?;
     for entry in &manifest.files {
+        if let Some(of) = &entry.duplicate_of {
+            outcome.duplicates.push((entry.file.clone(), of.clone()));
+            continue;
+        }
         let summary = outcome.genres.entry(entry.genre.clone()).or_default();
         summary.files += 1;
         summary.minutes += entry.listed_seconds.unwrap_or(0.0) / 60.0;

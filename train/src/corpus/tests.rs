@@ -97,3 +97,23 @@ fn a_bad_recipe_fetches_nothing_and_lists_every_problem() {
     assert!(error.contains("2 problem(s)") && error.contains("line 2") && error.contains("line 3"), "{error}");
     assert!(!o.out.exists(), "nothing may be created for a bad recipe");
 }
+
+#[test]
+fn identical_files_are_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("orchestral")).unwrap();
+    let mut entries = BTreeMap::new();
+    for (name, hash) in
+        [("orchestral/w--Apnee.ogg", "aa"), ("orchestral/w--Apnee2.ogg", "aa"), ("orchestral/w--b.ogg", "bb")]
+    {
+        std::fs::write(dir.path().join(name), hash).unwrap();
+        let mut entry = entry_for(&row("orchestral", "w", name, None, Some(1.0)), name, (hash.into(), 2), "1", None);
+        entry.file = name.into();
+        entries.insert(name.to_string(), entry);
+    }
+    mark_duplicates(&mut entries, dir.path()).unwrap();
+    let marked: Vec<Option<&str>> = entries.values().map(|e| e.duplicate_of.as_deref()).collect();
+    assert_eq!(marked, [None, Some("orchestral/w--Apnee.ogg"), None]);
+    assert!(!dir.path().join("orchestral/w--Apnee2.ogg").exists());
+    assert!(dir.path().join("orchestral/w--Apnee.ogg").exists());
+}
