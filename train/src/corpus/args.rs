@@ -10,7 +10,7 @@ use super::CorpusOptions;
 #[derive(Debug, Clone, Args)]
 pub struct CorpusArgs {
     /// The recipe: a TSV with columns genre, package, path (ARCHIVE:MEMBER for zip members) and
-    /// optionally seconds, licence, note (e.g. shared/corpus/debian-free-music.tsv).
+    /// optionally seconds, licence, note (e.g. train/configs/debian/debian-free-music.tsv).
     #[arg(long = "from", value_name = "TSV")]
     pub recipe: PathBuf,
     /// The corpus folder: DIR/<genre>/<file>, CREDITS.md and corpus-manifest.json (created if missing;

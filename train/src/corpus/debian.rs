@@ -202,12 +202,13 @@ pub fn package_version(deb: &Path) -> Result<String, DebianError> {
 
 /// Unpacks `members` (relative paths inside the package) of `deb` under `dest`. Members that are
 /// not in the package are simply absent afterwards: the caller reports each one. Package data
-/// archives name members `./usr/...`; older ones `usr/...`: both are tried.
+/// archives name members `./usr/...`; old ones `usr/...`, tried only when no `./` member was
+/// found (a second pass decompresses the whole package again: minutes for 0ad-data).
 pub fn extract_members(deb: &Path, members: &[String], dest: &Path) -> Result<(), DebianError> {
     std::fs::create_dir_all(dest).map_err(io_error("create folder", dest))?;
     let mut missing: Vec<String> = members.to_vec();
     for prefix in ["./", ""] {
-        if missing.is_empty() {
+        if missing.is_empty() || (prefix.is_empty() && missing.len() < members.len()) {
             break;
         }
         let mut dpkg = Command::new("dpkg-deb")

@@ -1,5 +1,6 @@
 //! `melfuse-train corpus`: builds a corpus of recorded music from a recipe that lists tracks
-//! inside Debian packages (`shared/corpus/debian-free-music.tsv`; format in [`tsv`]), laid out as
+//! inside Debian packages (`train/configs/debian/debian-free-music.tsv`, a copy of the shared list;
+//! format in [`tsv`]), laid out as
 //! `prepare` reads it: `OUT/<genre>/<package>--<file>`, plus `corpus-manifest.json` (SHA-256 and
 //! source per file) and `CREDITS.md` ([`manifest`]).
 //!
@@ -22,7 +23,8 @@
 //!    each track (or zip member) into place through a hidden `.partial` file and a rename, hashes
 //!    it, and takes its author from the copyright file where that is machine-readable
 //!    ([`copyright`]).
-//! 5. Writes the manifest and the credits for every good file, then returns the list of failures
+//! 5. Writes the manifest (after every package too, so an interrupted run keeps what it
+//!    unpacked) and the credits for every good file, then returns the list of failures
 //!    (unknown package, path not in the package, member not in the archive...): one line each,
 //!    all collected, the good files kept. The command exits non-zero when any row failed.
 //!
@@ -330,6 +332,34 @@ fn entry_for(
     }
 }
 
+/// The `.deb` of `package` in `downloads` (downloaded if needed): its apt record, path, whether
+/// this run downloaded it, and its version.
+fn fetch_package(
+    package: &str,
+    downloads: &Path,
+    bar: &ProgressBar,
+) -> Result<(debian::DebInfo, PathBuf, bool, String), DebianError> {
+    let info = locate(package)?;
+    bar.set_message(format!("{package}: {:.1} MB", info.size as f64 / 1e6));
+    let (deb, downloaded) = ensure_deb(&info, downloads)?;
+    tracing::info!(
+        package,
+        megabytes = info.size as f64 / 1e6,
+        "{}",
+        if downloaded { "downloaded" } else { "found in the download cache" }
+    );
+    let version = package_version(&deb)?;
+    Ok((info, deb, downloaded, version))
+}
+
+/// Writes `manifest` to `out/corpus-manifest.json`.
+fn write_manifest(manifest: &CorpusManifest, out: &Path) -> Result<(), CorpusError> {
+    let mut json = serde_json::to_string_pretty(manifest)?;
+    json.push('\n');
+    let path = out.join(MANIFEST_FILE);
+    write_atomically(&path, json.as_bytes()).map_err(|source| CorpusError::Write { path, source })
+}
+
 /// Marks every entry whose content equals an earlier one's (by file name) as its duplicate and
 /// removes its file.
 fn mark_duplicates(entries: &mut BTreeMap<String, ManifestEntry>, out: &Path) -> Result<(), CorpusError> {
@@ -436,19 +466,7 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
             }
             bar.inc(package_rows.len() as u64);
         };
-        let fetched = (|| -> Result<_, DebianError> {
-            let info = locate(package)?;
-            bar.set_message(format!("{package}: {:.1} MB", info.size as f64 / 1e6));
-            let (deb, downloaded) = ensure_deb(&info, &downloads)?;
-            tracing::info!(
-                package,
-                megabytes = info.size as f64 / 1e6,
-                "{}",
-                if downloaded { "downloaded" } else { "found in the download cache" }
-            );
-            let version = package_version(&deb)?;
-            Ok((info, deb, downloaded, version))
-        })();
+        let fetched = fetch_package(package, &downloads, &bar);
         let (info, deb, downloaded, version) = match fetched {
             Ok(found) => found,
             Err(error) => {
@@ -499,16 +517,15 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
             bar.inc(1);
         }
         std::fs::remove_dir_all(&work).map_err(io_error("remove", &work))?;
+        // Saved after every package, so an interrupted run keeps what it unpacked.
+        manifest.files = entries.values().cloned().collect();
+        write_manifest(&manifest, out)?;
     }
     bar.finish_and_clear();
 
     mark_duplicates(&mut entries, out)?;
     manifest.files = entries.into_values().collect();
-    let mut json = serde_json::to_string_pretty(&manifest)?;
-    json.push('\n');
-    let manifest_path = out.join(MANIFEST_FILE);
-    write_atomically(&manifest_path, json.as_bytes())
-        .map_err(|source| CorpusError::Write { path: manifest_path, source })?;
+    write_manifest(&manifest, out)?;
     let credits_path = out.join(CREDITS_FILE);
     write_atomically(&credits_path, render_credits(&manifest).as_bytes())
         .map_err(|source| CorpusError::Write { path: credits_path, source })?;

@@ -230,6 +230,20 @@ mod tests {
     }
 
     #[test]
+    fn the_committed_debian_recipe_parses_with_unique_names() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/debian/debian-free-music.tsv");
+        let rows = parse_recipe(&std::fs::read_to_string(path).expect("recipe")).expect("valid recipe");
+        assert_eq!(rows.len(), 129);
+        let genres: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.genre.as_str()).collect();
+        assert_eq!(genres.into_iter().collect::<Vec<_>>(), ["cn", "edm", "orchestral", "rock"]);
+        assert_eq!(rows.iter().filter(|r| r.member.is_some()).count(), 8 + 11);
+        let names = output_names(&rows);
+        assert_eq!(names.iter().collect::<HashSet<_>>().len(), 129);
+        assert!(names.contains(&"cn/0ad-data--Red_Dawn.ogg".to_string()), "{names:?}");
+        assert!(names.contains(&"rock/fretsonfire-songs-sectoid--Metal_madness--song.ogg".to_string()));
+    }
+
+    #[test]
     fn a_colon_outside_an_archive_is_part_of_the_path() {
         assert_eq!(split_source("usr/a:b.ogg"), ("usr/a:b.ogg".into(), None));
         assert_eq!(split_source("x/music.PK3:sound/t.ogg"), ("x/music.PK3".into(), Some("sound/t.ogg".into())));
