@@ -276,12 +276,15 @@ fn progress_bar(enabled: bool, rows: usize) -> ProgressBar {
     bar
 }
 
+/// Recipe rows with their output names.
+type Selected<'a> = Vec<(&'a RecipeRow, &'a String)>;
+
 /// The rows a run works on, with their output names, and how many the filters left out.
 fn select<'a>(
     rows: &'a [RecipeRow],
     names: &'a [String],
     options: &CorpusOptions,
-) -> Result<(Vec<(&'a RecipeRow, &'a String)>, usize), CorpusError> {
+) -> Result<(Selected<'a>, usize), CorpusError> {
     let known: BTreeSet<&str> = rows.iter().map(|r| r.genre.as_str()).collect();
     if let Some(genres) = &options.genres {
         if let Some(genre) = genres.iter().find(|g| !known.contains(g.as_str())) {
