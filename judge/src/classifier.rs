@@ -5,15 +5,18 @@
 //!
 //! The classifier is trained on the reference's own training part only (tens of clips per genre,
 //! each both as recorded and through mel → the service's vocoder, so that it learns genre and not
-//! Griffin-Lim's texture: trained on recorded clips alone it recognised only 69 % of the vocoded
-//! `cn_edm` ceiling clips of the synthetic reference, on both views 94–100 %),
+//! Griffin-Lim's texture: trained on recorded clips alone it recognised 69 % of the vocoded
+//! `cn_edm` ceiling clips of the synthetic reference; on both views, 100 % of every genre's),
 //! must be deterministic, and must run in a binary that never links burn. A multinomial logistic
-//! regression on ~150 standardised summary statistics ([`crate::analysis`]: per-band dB mean and
-//! spread, onset statistics, the rhythm's autocorrelation, the harmonic measure) fits all three:
-//! full-batch gradient descent with an L2 penalty converges in milliseconds, and on held-out
-//! synthetic-corpus tracks it is right on every clip (the judge prints the figure on every run
-//! and refuses to judge below [`MIN_HELD_OUT_ACCURACY`]). A CNN on the dB mel would learn more
-//! texture, but from this little data mostly over-fit it. It is written out here (≈ 40 lines of
+//! regression on ~210 standardised summary statistics ([`crate::analysis`]: per-band dB mean,
+//! spread and frame-to-frame change, onset statistics, the rhythm's autocorrelation, the harmonic
+//! measure) fits all three:
+//! full-batch gradient descent with an L2 penalty converges in well under a second, and on 64
+//! held-out excerpts of another seed of the synthetic corpus it is right on 95.3 % (cn, edm,
+//! orchestral 100 %, `cn_edm` — the cn melody over the edm beat — 81 %; the judge prints the
+//! figure on every run and refuses to judge below [`MIN_HELD_OUT_ACCURACY`]; without the per-band
+//! change features and with 10× the L2 penalty it reached 93.8 % and refused). A CNN on the dB
+//! mel would learn more texture, but from this little data mostly over-fit it. It is written out here (≈ 40 lines of
 //! gradient descent) rather than taken from a crate: the maintained ones bring an optimiser
 //! framework for a problem this small.
 //!
