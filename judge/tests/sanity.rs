@@ -54,8 +54,9 @@ fn features(set: &[ClipAnalysis]) -> Vec<Vec<f64>> {
 }
 
 #[test]
-fn blurring_in_time_lowers_flux_and_pulse_and_raises_the_distance() {
-    let widths = [1usize, 5, 15];
+fn blurring_in_time_lowers_flux_and_the_pulse_and_raises_the_distance() {
+    // 41 frames at 86 frames/s is about one beat of the toy clips (110–140 bpm).
+    let widths = [1usize, 5, 15, 41];
     let sets: Vec<Vec<ClipAnalysis>> = widths.iter().map(|&w| blurred_set(w, 0..6)).collect();
     // The embedding is fitted on the unblurred set and a second, unblurred set of other seeds (two
     // "classes" of the same genre), so it measures the differences that matter between clips.
@@ -69,13 +70,18 @@ fn blurring_in_time_lowers_flux_and_pulse_and_raises_the_distance() {
         let pulse = mean(&set.iter().map(|a| a.pulse).collect::<Vec<_>>());
         let distance = frechet_distance(&embed(set), &embed(&reference)).unwrap();
         println!("blur {width} frames: flux {flux:.3}, pulse {pulse:.3}, distance {distance:.3}");
-        if let Some((f, p, d)) = previous {
+        if let Some((f, _, d)) = previous {
             assert!(flux < f, "flux must fall with blur: {f} → {flux}");
-            assert!(pulse < p, "pulse must fall with blur: {p} → {pulse}");
             assert!(distance > d, "distance must rise with blur: {d} → {distance}");
         }
         previous = Some((flux, pulse, distance));
     }
+    // The pulse measures periodicity, not sharpness: a blur shorter than a beat smooths the onset
+    // envelope's jitter and may even raise it (measured: 0.75 → 0.83 at 15 frames), but a blur as
+    // long as a beat washes the beat out, as the demo's generated clips do.
+    let pulse_of = |set: &[ClipAnalysis]| mean(&set.iter().map(|a| a.pulse).collect::<Vec<_>>());
+    let (sharp, washed) = (pulse_of(&sets[0]), pulse_of(&sets[3]));
+    assert!(washed < 0.8 * sharp, "a beat-long blur must wash the pulse out: {sharp} → {washed}");
 }
 
 #[test]

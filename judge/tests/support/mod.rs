@@ -41,7 +41,7 @@ pub fn toy_clip(kind: usize, seconds: f32, seed: u64) -> Vec<f32> {
                 let env = (-((i % note_len) as f32) / RATE as f32 * 6.0).exp();
                 0.4 * env * (TAU * f * t).sin()
             };
-            let kick = || {
+            let mut kick = || {
                 let since = (i % beat) as f32 / RATE as f32;
                 0.8 * (-since * 30.0).exp() * (TAU * 55.0 * since).sin()
                     + 0.2 * (-since * 80.0).exp() * (noise.next() - 0.5)
