@@ -177,8 +177,8 @@ mod tests {
     #[test]
     fn a_fixed_hop_plan_steps_exactly_and_cuts_the_last_segment() {
         let plan = SegmentPlan::with_hop(1000, 320, 172);
-        // Starts 0, 172, …, 860: 860 + 320 runs past 1000 and is cut.
-        assert_eq!(plan.len(), 6);
+        // Starts 0, 172, 344, 516, 688: the last ends at 1008, past the clip, and is cut.
+        assert_eq!(plan.len(), 5);
         assert_eq!(plan.positions().last(), Some(&1.0));
         assert!(plan.positions().windows(2).all(|w| w[1] > w[0]));
         // Constant segments stitch to the same constant everywhere (unity gain), to the last frame.

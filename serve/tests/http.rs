@@ -290,12 +290,17 @@ async fn overload_is_503_with_retry_after_and_deadlines_are_504() {
 async fn a_morph_moves_from_its_first_stop_to_its_last() {
     let state = ready_state(|_| {}).await;
     let signal = support::signal();
-    let (_, _, body) = get(&state, "/generate?morph=cn->orchestral&seed=3&temperature=0&seconds=20&format=npy").await;
+    // The prior sampler: every segment decodes its blend's centroid, so the ends are comparable with
+    // one-segment clips (the bank's walk takes a different real code at every step).
+    let (_, _, body) =
+        get(&state, "/generate?morph=cn->orchestral&seed=3&temperature=0&seconds=20&format=npy&sampler=prior").await;
     let morph = Array2::<f32>::read_npy(Cursor::new(&body)).unwrap();
     // 1.5 s fit in one segment: these are the two genres' segments themselves.
-    let (_, _, body) = get(&state, "/generate?blend=cn&seed=3&temperature=0&seconds=1.5&format=npy").await;
+    let (_, _, body) =
+        get(&state, "/generate?blend=cn&seed=3&temperature=0&seconds=1.5&format=npy&sampler=prior").await;
     let start = Array2::<f32>::read_npy(Cursor::new(&body)).unwrap();
-    let (_, _, body) = get(&state, "/generate?blend=orchestral&seed=3&temperature=0&seconds=1.5&format=npy").await;
+    let (_, _, body) =
+        get(&state, "/generate?blend=orchestral&seed=3&temperature=0&seconds=1.5&format=npy&sampler=prior").await;
     let end = Array2::<f32>::read_npy(Cursor::new(&body)).unwrap();
     assert_eq!(start.ncols(), 95);
     let distance = |a: ndarray::ArrayView2<f32>, b: ndarray::ArrayView2<f32>| (&a - &b).mapv(f32::abs).mean().unwrap();
