@@ -15,13 +15,15 @@ pub enum AudioError {
         #[source]
         source: std::io::Error,
     },
-    /// The container format is not one melfuse decodes (WAV, FLAC, OGG, MP3).
+    /// The container format is not one melfuse decodes (WAV, AIFF, CAF, FLAC, OGG, MP3, MP4/M4A,
+    /// Matroska/WebM).
     #[error("unsupported audio format: {detail}")]
     UnsupportedFormat {
         /// What was recognised, or not.
         detail: String,
     },
-    /// The container is known but its codec is not (for example Opus in OGG).
+    /// The container is known but its codec is not (for example an ambisonic Opus stream, or a
+    /// codec inside MP4 or Matroska that symphonia has no decoder for).
     #[error("unsupported codec: {detail}")]
     UnsupportedCodec {
         /// The codec, as far as it is known.

@@ -70,14 +70,14 @@ fn mistakes_fail_with_a_message_that_names_them() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.npy");
     let out = out.to_str().unwrap();
-    let (opus, empty, silence, ogg) = (
-        fixture("broken/tone.opus").display().to_string(),
+    let (absurd_rate, empty, silence, ogg) = (
+        fixture("broken/absurd_rate.wav").display().to_string(),
         fixture("broken/zero_bytes.wav").display().to_string(),
         fixture("broken/silence.wav").display().to_string(),
         fixture("tone_44k.ogg").display().to_string(),
     );
     let cases: &[(&[&str], &str)] = &[
-        (&["mel", &opus, "--out", out], "unsupported codec"),
+        (&["mel", &absurd_rate, "--out", out], "unsupported sample rate 1000000 Hz"),
         (&["mel", &empty, "--out", out], "no audio"),
         (&["mel", &silence, "--out", out], "silent"),
         (&["mel", &ogg, "--out", out, "--segment", "0"], "segment 0 does not exist"),
