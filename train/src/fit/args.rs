@@ -6,6 +6,7 @@ use std::str::FromStr;
 use burn::tensor::Device;
 use clap::Args;
 
+use super::balance::Balance;
 use super::{FitConfig, FitError, FitRequest, InitRequest, RunInfo};
 use crate::config_file::load_config;
 
@@ -108,6 +109,22 @@ pub struct FitArgs {
     /// Steps between `train` metrics lines.
     #[arg(long)]
     pub log_every: Option<u64>,
+    /// Genre balance of the batches: proportional (every segment equally often), uniform (every
+    /// genre equally often) or a power p in [0, 1] (genre weight ∝ segments^p).
+    #[arg(long)]
+    pub balance: Option<Balance>,
+    /// Multiply one genre's sampling weight, GENRE=FACTOR (repeatable; 0 leaves it out).
+    #[arg(long = "genre-weight", value_name = "GENRE=FACTOR", value_parser = parse_genre_weight)]
+    pub genre_weights: Vec<(String, f64)>,
+    /// Augmentation: random gain up to ± this many dB.
+    #[arg(long)]
+    pub augment_gain_db: Option<f32>,
+    /// Augmentation: random shift of the window along its track up to ± this many frames.
+    #[arg(long)]
+    pub augment_shift_frames: Option<usize>,
+    /// Augmentation: random pitch change up to ± this many semitones (frequency-axis resampling).
+    #[arg(long)]
+    pub augment_pitch_semitones: Option<f32>,
     /// Stop with a checkpoint after this many steps, keeping the schedule of --steps (continue
     /// later with --resume).
     #[arg(long)]
@@ -127,6 +144,19 @@ impl FitArgs {
             ($($field:ident),*) => { $(if let Some(v) = self.$field { config.$field = v; })* };
         }
         override_with!(steps, batch_size, learning_rate, seed, checkpoint_every, validate_every, log_every);
+        if let Some(balance) = self.balance {
+            config.sampling.balance = balance;
+        }
+        config.sampling.genre_weights.extend(self.genre_weights.iter().cloned());
+        if let Some(db) = self.augment_gain_db {
+            config.augment.gain_db = db;
+        }
+        if let Some(frames) = self.augment_shift_frames {
+            config.augment.shift_frames = frames;
+        }
+        if let Some(semitones) = self.augment_pitch_semitones {
+            config.augment.pitch_semitones = semitones;
+        }
         config.validate()?;
         Ok(FitRequest {
             cache_dir: self.cache.clone(),
@@ -143,9 +173,52 @@ impl FitArgs {
     }
 }
 
+/// `GENRE=FACTOR` of `--genre-weight`.
+fn parse_genre_weight(text: &str) -> Result<(String, f64), String> {
+    let (genre, factor) = text.split_once('=').ok_or_else(|| format!("{text:?}: expected GENRE=FACTOR"))?;
+    let factor: f64 = factor.trim().parse().map_err(|_| format!("{text:?}: the factor must be a number"))?;
+    Ok((genre.trim().to_string(), factor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_args::parse_args;
+
+    #[test]
+    fn sampling_and_augmentation_flags_override_the_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("fit.toml");
+        std::fs::write(
+            &toml,
+            "[sampling]\nbalance = \"uniform\"\ngenre_weights = { cn = 3.0, edm = 0.5 }\n[augment]\ngain_db = 3.0\n",
+        )
+        .unwrap();
+        let args: FitArgs = parse_args(&[
+            "cache",
+            "--out",
+            "run",
+            "--config",
+            toml.to_str().unwrap(),
+            "--balance",
+            "0.5",
+            "--genre-weight",
+            "cn=2",
+            "--augment-shift-frames",
+            "32",
+        ]);
+        let config = args.resolve().unwrap().config;
+        assert_eq!(config.sampling.balance, Balance::Power(0.5));
+        assert_eq!(config.sampling.genre_weights.get("cn"), Some(&2.0));
+        assert_eq!(config.sampling.genre_weights.get("edm"), Some(&0.5));
+        assert_eq!(
+            (config.augment.gain_db, config.augment.shift_frames, config.augment.pitch_semitones),
+            (3.0, 32, 0.0)
+        );
+        let bad: FitArgs = parse_args(&["c", "--out", "r", "--augment-gain-db", "30"]);
+        assert!(bad.resolve().unwrap_err().to_string().contains("augment.gain_db"));
+        assert!(parse_genre_weight("cn").is_err() && parse_genre_weight("cn=x").is_err());
+    }
 
     #[test]
     fn device_syntax() {

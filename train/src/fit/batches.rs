@@ -5,6 +5,14 @@
 //! Order: the training pool is visited epoch by epoch, each epoch a Fisher–Yates permutation
 //! seeded with `(seed, epoch)`; step `s` takes positions `s·B … s·B + B − 1` of the concatenated
 //! epochs, so every segment is seen once per epoch.
+//!
+//! Balanced ([`super::balance`]): an epoch is as long as the pool, but genre `g` fills `c_g` of
+//! its slots instead of `n_g`. Genre `g`'s draws run through its own permutations of its segments
+//! (seeded with `(seed, g, cycle)`), epoch `e` taking its draws `e·c_g … (e+1)·c_g − 1`: an
+//! oversampled genre shows every segment before repeating one, an undersampled genre a different
+//! part each epoch. The epoch's slots are then shuffled with `(seed, epoch)`. Still a function of
+//! `(seed, step)` only. The default (proportional, no factors) keeps the plain permutation above,
+//! so earlier runs resume and reproduce exactly.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
@@ -16,6 +24,7 @@ use melfuse_audio::DbRange;
 
 const ORDER_STREAM: u64 = 0x6f72_6465_7200_0001;
 const NOISE_STREAM: u64 = 0x6e6f_6973_6500_0002;
+const GENRE_STREAM: u64 = 0x6765_6e72_6500_0003;
 
 /// A ChaCha RNG for `(seed, stream, index)`: SplitMix64-style mixing of the three into one seed,
 /// so neighbouring steps or epochs get unrelated streams.
@@ -43,17 +52,31 @@ pub struct BatchSampler {
     batch_size: usize,
     seed: u64,
     epoch: Option<(u64, Vec<usize>)>,
+    /// Per-genre slots per epoch (indexed by `PoolEntry::genre`) for balanced sampling.
+    slots: Option<Vec<usize>>,
 }
 
 impl BatchSampler {
-    /// A sampler over `pool` (non-empty) drawing `batch_size` entries per step.
+    /// A sampler over `pool` (non-empty) drawing `batch_size` entries per step, every segment
+    /// once per epoch.
     pub fn new(pool: Vec<PoolEntry>, batch_size: usize, seed: u64) -> Self {
-        Self { pool, batch_size, seed, epoch: None }
+        Self { pool, batch_size, seed, epoch: None, slots: None }
+    }
+
+    /// A balanced sampler: genre `g` (a `PoolEntry::genre`) fills `slots[g]` draws per epoch.
+    /// Genres without pool entries must have 0 slots; the epoch is `Σ slots` long.
+    pub fn balanced(pool: Vec<PoolEntry>, batch_size: usize, seed: u64, slots: Vec<usize>) -> Self {
+        Self { pool, batch_size, seed, epoch: None, slots: Some(slots) }
+    }
+
+    /// Draws per epoch.
+    fn epoch_length(&self) -> usize {
+        self.slots.as_ref().map_or(self.pool.len(), |slots| slots.iter().sum())
     }
 
     /// The entries of 0-based step `index`.
     pub fn batch(&mut self, index: u64) -> Vec<PoolEntry> {
-        let n = self.pool.len() as u64;
+        let n = self.epoch_length() as u64;
         (0..self.batch_size as u64)
             .map(|k| {
                 let position = index * self.batch_size as u64 + k;
@@ -63,16 +86,49 @@ impl BatchSampler {
             .collect()
     }
 
+    /// The pool positions of epoch `epoch`, in draw order.
     fn permutation(&mut self, epoch: u64) -> &[usize] {
         if self.epoch.as_ref().is_none_or(|(cached, _)| *cached != epoch) {
-            let mut rng = derived_rng(self.seed, ORDER_STREAM, epoch);
-            let mut order: Vec<usize> = (0..self.pool.len()).collect();
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.random_range(0..=i));
-            }
+            let mut order: Vec<usize> = match &self.slots {
+                None => (0..self.pool.len()).collect(),
+                Some(slots) => self.balanced_draws(slots, epoch),
+            };
+            shuffle(&mut order, &mut derived_rng(self.seed, ORDER_STREAM, epoch));
             self.epoch = Some((epoch, order));
         }
         &self.epoch.as_ref().expect("set above").1
+    }
+
+    /// Epoch `epoch`'s draws of each genre (unshuffled): see the module docs.
+    fn balanced_draws(&self, slots: &[usize], epoch: u64) -> Vec<usize> {
+        let mut draws = Vec::with_capacity(slots.iter().sum());
+        for (genre, &count) in slots.iter().enumerate() {
+            let members: Vec<usize> = (0..self.pool.len()).filter(|&i| self.pool[i].genre == genre).collect();
+            if members.is_empty() || count == 0 {
+                continue;
+            }
+            let n = members.len() as u64;
+            let first = epoch * count as u64;
+            let mut cycle: Option<(u64, Vec<usize>)> = None;
+            for position in first..first + count as u64 {
+                let number = position / n;
+                if cycle.as_ref().is_none_or(|(c, _)| *c != number) {
+                    let mut order = members.clone();
+                    let stream = GENRE_STREAM ^ (genre as u64).wrapping_mul(0x1000_0000_01b3);
+                    shuffle(&mut order, &mut derived_rng(self.seed, stream, number));
+                    cycle = Some((number, order));
+                }
+                draws.push(cycle.as_ref().expect("set above").1[(position % n) as usize]);
+            }
+        }
+        draws
+    }
+}
+
+/// Fisher–Yates shuffle.
+fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
     }
 }
 
@@ -159,6 +215,36 @@ mod tests {
         let mut first_three: Vec<usize> = sampler.batch(0)[..3].iter().map(|e| e.segment).collect();
         first_three.sort_unstable();
         assert_eq!(first_three, [0, 1, 2]);
+    }
+
+    #[test]
+    fn balanced_epochs_fill_the_slots_and_cycle_through_each_genre() {
+        // Genre 0: 2 segments, genre 1: 8; uniform slots 5 + 5 per 10-draw epoch.
+        let pool: Vec<PoolEntry> =
+            (0..10).map(|segment| PoolEntry { segment, genre: usize::from(segment >= 2) }).collect();
+        let mut sampler = BatchSampler::balanced(pool.clone(), 5, 3, vec![5, 5]);
+        let epochs: Vec<Vec<PoolEntry>> =
+            (0..4).map(|e| [sampler.batch(2 * e), sampler.batch(2 * e + 1)].concat()).collect();
+        for epoch in &epochs {
+            assert_eq!(epoch.iter().filter(|e| e.genre == 0).count(), 5);
+        }
+        // Genre 1 (8 segments, 5 draws per epoch): no repeat within an epoch, all 8 in two.
+        let genre_one = |epochs: &[Vec<PoolEntry>]| -> Vec<usize> {
+            let mut seen: Vec<usize> = epochs.concat().iter().filter(|e| e.genre == 1).map(|e| e.segment).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen
+        };
+        assert_eq!(genre_one(&epochs[..1]).len(), 5);
+        assert_eq!(genre_one(&epochs[..2]), (2..10).collect::<Vec<_>>());
+        // Genre 0 (oversampled ×2.5): each of its segments 2 or 3 times per epoch.
+        for epoch in &epochs {
+            let zeros = epoch.iter().filter(|e| e.segment == 0).count();
+            assert!((2..=3).contains(&zeros), "{epoch:?}");
+        }
+        // Reproducible from (seed, step) alone.
+        assert_eq!(BatchSampler::balanced(pool.clone(), 5, 3, vec![5, 5]).batch(7), sampler.batch(7));
+        assert_ne!(BatchSampler::balanced(pool, 5, 4, vec![5, 5]).batch(7), sampler.batch(7));
     }
 
     #[test]

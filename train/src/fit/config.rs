@@ -4,6 +4,8 @@
 use melfuse_models::{LatentHead, ReconstructionWeights, Stem, VaeConfig};
 use serde::{Deserialize, Serialize};
 
+use super::augment::AugmentConfig;
+use super::balance::SamplingConfig;
 use super::FitError;
 
 /// The architecture preset a run starts from; [`ModelSettings`] may override single fields.
@@ -193,6 +195,14 @@ pub struct FitConfig {
     pub max_consecutive_nonfinite: u32,
     /// Factor the learning rate is multiplied by at each such reload, in (0, 1).
     pub lr_backoff: f64,
+    /// How often each genre is drawn (`[sampling]`, see `fit::balance`); left out of run.json
+    /// (and of the checkpoint's config hash) while it is the default, so older runs resume.
+    #[serde(skip_serializing_if = "SamplingConfig::is_default")]
+    pub sampling: SamplingConfig,
+    /// Training-batch augmentation (`[augment]`, see `fit::augment`); off by default, left out of
+    /// run.json while off.
+    #[serde(skip_serializing_if = "AugmentConfig::is_off")]
+    pub augment: AugmentConfig,
 }
 
 impl Default for FitConfig {
@@ -216,6 +226,8 @@ impl Default for FitConfig {
             seed: 0,
             max_consecutive_nonfinite: 3,
             lr_backoff: 0.5,
+            sampling: SamplingConfig::default(),
+            augment: AugmentConfig::default(),
         }
     }
 }
@@ -267,6 +279,11 @@ impl FitConfig {
         }
         if !(self.lr_backoff.is_finite() && self.lr_backoff > 0.0 && self.lr_backoff < 1.0) {
             return bad("lr_backoff", format!("{} must be in (0, 1)", self.lr_backoff));
+        }
+        for checked in [self.sampling.validate(), self.augment.validate()] {
+            if let Err((field, detail)) = checked {
+                return bad(field, detail);
+            }
         }
         // The architecture on a placeholder shape: catches bad widths etc. before a cache is opened.
         self.model.vae_config(32, 32, 1).validate()?;

@@ -11,6 +11,13 @@
 //! influences a step is a function of the seed, the step and the checkpointed state, so `--resume`
 //! reproduces an uninterrupted run exactly.
 //!
+//! # Real data
+//!
+//! Genres are drawn in proportion to their segments unless `[sampling]` balances them
+//! ([`balance`]; the shares are written to `sampling.json`), and training batches may be
+//! augmented in the mel domain ([`augment`]: gain, time shift along the track, mild pitch),
+//! both deterministic per `(seed, step)`.
+//!
 //! # Non-finite losses
 //!
 //! The loss is read back every step. A NaN or infinite loss skips the optimiser step (and undoes
@@ -32,6 +39,8 @@
 //! but no way to test it here without GPUs, so `--device` takes a single device.
 
 mod args;
+pub mod augment;
+pub mod balance;
 pub mod batches;
 pub mod checkpoint;
 mod config;

@@ -299,3 +299,47 @@ fn load_model_returns_an_inference_model_that_matches_the_trained_one() {
     assert_ne!(first.num_params(), 0);
     assert_eq!(first.num_params(), older.num_params());
 }
+
+#[test]
+fn balanced_augmented_runs_record_their_settings_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two tracks per genre, four windows each; edm's weight doubled so the shares differ.
+    let cache = small_cache(dir.path(), 2, 0.0);
+    let mut config = FitConfig { checkpoint_every: 3, ..small_config(6) };
+    config.sampling.balance = balance::Balance::Uniform;
+    config.sampling.genre_weights.insert("edm".into(), 3.0);
+    config.augment = augment::AugmentConfig { gain_db: 6.0, shift_frames: 8, pitch_semitones: 1.0 };
+
+    let straight = dir.path().join("straight");
+    fit(&request(&cache, &straight, config.clone()), &FitHooks::default()).expect("straight run");
+    let info = RunInfo::read(&straight).unwrap();
+    assert_eq!(
+        (info.fit.sampling.clone(), info.fit.augment.clone()),
+        (config.sampling.clone(), config.augment.clone())
+    );
+    let report: balance::SamplingReport =
+        serde_json::from_slice(&std::fs::read(straight.join(balance::SAMPLING_FILE)).unwrap()).unwrap();
+    let slots: Vec<(String, usize, usize)> =
+        report.genres.iter().map(|g| (g.genre.clone(), g.segments, g.slots)).collect();
+    assert_eq!(slots, [("cn".to_string(), 8, 4), ("edm".to_string(), 8, 12)]);
+
+    let paused = dir.path().join("paused");
+    fit(&FitRequest { stop_at: Some(4), ..request(&cache, &paused, config.clone()) }, &FitHooks::default())
+        .expect("first part");
+    fit(&FitRequest { resume: true, ..request(&cache, &paused, config.clone()) }, &FitHooks::default())
+        .expect("second part");
+    let losses = |run: &Path| -> Vec<f64> { train_records(run).iter().map(|m| m.loss).collect() };
+    assert_eq!(losses(&straight), losses(&paused), "a balanced, augmented run must resume exactly");
+
+    // Without augmentation the same seed trains on other values: the augmentation is in effect.
+    let plain = dir.path().join("plain");
+    let unaugmented = FitConfig { augment: augment::AugmentConfig::default(), ..config.clone() };
+    fit(&request(&cache, &plain, unaugmented), &FitHooks::default()).expect("plain run");
+    assert_ne!(losses(&plain), losses(&straight));
+    // A resume with other sampling is refused.
+    let mut changed = config;
+    changed.sampling.balance = balance::Balance::Proportional;
+    let error = fit(&FitRequest { resume: true, ..request(&cache, &paused, changed) }, &FitHooks::default())
+        .expect_err("changed sampling");
+    assert!(error.to_string().contains("sampling"), "{error}");
+}

@@ -15,7 +15,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melfuse_models::{kl_divergence, Vae, VaeConfig, VaeLossConfig};
 use melfuse_proto::manifest::sha256_hex;
 
-use super::batches::{noise, BatchSampler, HostBatch, PoolEntry};
+use super::augment::read_train_batch;
+use super::balance::run_sampler;
+use super::batches::{noise, HostBatch, PoolEntry};
 use super::checkpoint::{
     self, apply_model_record, newest_loadable, read_checkpoint, CheckpointState, LoadedCheckpoint,
 };
@@ -274,7 +276,7 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
     if validation_pool.is_empty() {
         tracing::warn!("the validation split has no segment of the trained genres: no validation passes");
     }
-    let mut sampler = BatchSampler::new(train_pool, config.batch_size, config.seed);
+    let mut sampler = run_sampler(train_pool, config, &info.genres, run_dir)?;
     let mut metrics = MetricsWriter::open(&metrics_path(run_dir), resumed.then_some(run.state.step))?;
     if request.handle_signals {
         interrupt::install()?;
@@ -298,7 +300,7 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
         let lr = learning_rate_at(config, index) * run.state.lr_scale;
         let beta = losses.beta_at(index as usize);
         let entries = sampler.batch(index);
-        let mut batch = HostBatch::read(&cache, Split::Train, &entries, &range, vae.n_genres)?;
+        let mut batch = read_train_batch(&cache, &entries, &range, vae.n_genres, &config.augment, config.seed, index)?;
         if hooks.nonfinite_steps.contains(&number) {
             batch.images.fill(f32::NAN);
         }
