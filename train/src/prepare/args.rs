@@ -31,6 +31,12 @@ pub struct PrepareArgs {
     /// Segments per shard file [default: 256].
     #[arg(long)]
     pub segments_per_shard: Option<usize>,
+    /// Leave out decoded tracks shorter than this many seconds [default: 0, keep all].
+    #[arg(long)]
+    pub min_track_seconds: Option<f64>,
+    /// Drop segments whose RMS level is below this many dBFS [default: keep all].
+    #[arg(long, allow_hyphen_values = true)]
+    pub min_segment_rms_dbfs: Option<f32>,
     #[command(flatten)]
     pub signal: SignalArgs,
     /// Rebuild even if the cache is up to date, and write into a non-empty
@@ -52,6 +58,12 @@ impl PrepareArgs {
         }
         if let Some(n) = self.segments_per_shard {
             config.segments_per_shard = n;
+        }
+        if let Some(seconds) = self.min_track_seconds {
+            config.min_track_seconds = seconds;
+        }
+        if let Some(db) = self.min_segment_rms_dbfs {
+            config.min_segment_rms_dbfs = Some(db);
         }
         config.validate()?;
         Ok(config)
@@ -84,6 +96,13 @@ mod tests {
         assert_eq!((config.signal.n_mels, config.signal.frame_multiple), (80, 8));
         assert_eq!(config.db_range.floor_percentile, 2.0);
         assert_eq!(config.segments_per_shard, PrepareConfig::default().segments_per_shard);
+        assert_eq!((config.min_track_seconds, config.min_segment_rms_dbfs), (0.0, None));
+        let gated = parse(&["c", "--out", "o", "--min-track-seconds", "45", "--min-segment-rms-dbfs", "-45"])
+            .resolve()
+            .expect("valid gates");
+        assert_eq!((gated.min_track_seconds, gated.min_segment_rms_dbfs), (45.0, Some(-45.0)));
+        let message = parse(&["c", "--out", "o", "--min-segment-rms-dbfs", "3"]).resolve().unwrap_err().to_string();
+        assert!(message.contains("min_segment_rms_dbfs"), "{message}");
     }
 
     #[test]

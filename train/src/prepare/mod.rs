@@ -13,6 +13,7 @@ mod args;
 pub mod cache;
 pub mod corpus;
 pub mod db_range;
+pub mod loudness;
 pub mod report;
 pub mod split;
 
@@ -67,6 +68,14 @@ pub struct PrepareConfig {
     /// decoder does not support are listed on purpose, so that such files are
     /// reported as skipped with the reason instead of silently ignored.
     pub extensions: Vec<String>,
+    /// Decoded tracks shorter than this many seconds are left out, counted as `excluded` with the
+    /// reason ([`loudness`]); 0 (the default) keeps every track that yields a segment.
+    #[serde(default, skip_serializing_if = "loudness::is_zero")]
+    pub min_track_seconds: f64,
+    /// Segments whose RMS level is below this many dBFS are dropped and counted as
+    /// `quiet_segments` ([`loudness`]); absent (the default) keeps every segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_segment_rms_dbfs: Option<f32>,
 }
 
 impl Default for PrepareConfig {
@@ -83,6 +92,8 @@ impl Default for PrepareConfig {
             ]
             .map(String::from)
             .to_vec(),
+            min_track_seconds: 0.0,
+            min_segment_rms_dbfs: None,
         }
     }
 }
@@ -112,6 +123,9 @@ impl PrepareConfig {
         }
         if !(db.max_dynamic_range_db.is_finite() && db.max_dynamic_range_db > 0.0) {
             return bad("max_dynamic_range_db", format!("{} must be positive", db.max_dynamic_range_db));
+        }
+        if let Err((name, detail)) = loudness::check_gates(self) {
+            return bad(name, detail);
         }
         if self.extensions.is_empty() || self.extensions.iter().any(|e| e.is_empty() || e.contains('.')) {
             return bad("extensions", format!("{:?} must be non-empty names without dots", self.extensions));
@@ -293,6 +307,17 @@ enum FileResult {
         starts: Vec<f64>,
         /// `container/codec`.
         format: String,
+        /// Segments dropped as quieter than `min_segment_rms_dbfs`.
+        quiet: usize,
+    },
+    /// Decoded, but left out by a setting (`min_track_seconds`, every segment quiet).
+    Excluded {
+        /// Why.
+        reason: String,
+        /// `container/codec`.
+        format: String,
+        /// Segments dropped as quiet.
+        quiet: usize,
     },
     /// Decoded but shorter than one segment.
     TooShort {
@@ -324,15 +349,28 @@ fn unknown_format(file: &CorpusFile) -> String {
 /// f16 dB mel of each segment, cropped to the model's frame count, to its
 /// staging file: memory is about one segment whatever the file's length. A
 /// decoder panic on a malformed file counts as a skip like any decode error.
-fn process_file(file: &CorpusFile, transform: &MelSpectrogram, staging: &Path) -> Result<FileResult, PrepareError> {
+/// Segments below `min_segment_rms_dbfs` are dropped as they stream past, and
+/// a track shorter than `min_track_seconds` is left out once its length is
+/// known ([`loudness`]).
+fn process_file(
+    file: &CorpusFile,
+    transform: &MelSpectrogram,
+    config: &PrepareConfig,
+    staging: &Path,
+) -> Result<FileResult, PrepareError> {
     let signal = transform.config();
     let rate = f64::from(signal.sample_rate);
     let frames = signal.model_frames();
     let mut writer: Option<std::io::BufWriter<std::fs::File>> = None;
     let mut starts = Vec::new();
+    let mut quiet = 0;
     let mut bytes = Vec::with_capacity(signal.n_mels * frames * cache::BYTES_PER_VALUE);
     let streamed = catch_unwind(AssertUnwindSafe(|| {
         for_each_segment(&file.path, signal, |start, segment| {
+            if !loudness::is_loud_enough(segment, config.min_segment_rms_dbfs) {
+                quiet += 1;
+                return Ok(());
+            }
             let db = transform.db(segment);
             bytes.clear();
             encode_f16le(db.slice(ndarray::s![.., ..frames]).iter().copied(), &mut bytes);
@@ -358,9 +396,19 @@ fn process_file(file: &CorpusFile, transform: &MelSpectrogram, staging: &Path) -
             let format = summary.info.format_label();
             let seconds = summary.samples as f64 / rate;
             match writer {
-                Some(mut out) => {
+                Some(out) => {
+                    if let Some(reason) = loudness::exclusion(seconds, config.min_track_seconds) {
+                        discard(Some(out));
+                        return Ok(FileResult::Excluded { reason, format, quiet });
+                    }
+                    let mut out = out;
                     std::io::Write::flush(&mut out).map_err(io_error("write", staging))?;
-                    Ok(FileResult::Track { seconds, starts, format })
+                    Ok(FileResult::Track { seconds, starts, format, quiet })
+                }
+                None if quiet > 0 => {
+                    let threshold = config.min_segment_rms_dbfs.unwrap_or(loudness::SILENCE_DBFS);
+                    let reason = format!("all {quiet} segments are quieter than min_segment_rms_dbfs = {threshold} dBFS");
+                    Ok(FileResult::Excluded { reason, format, quiet })
                 }
                 None => Ok(FileResult::TooShort { seconds, format }),
             }
@@ -436,7 +484,7 @@ pub fn run(corpus_dir: &Path, out: &Path, config: &PrepareConfig, force: bool) -
         .par_iter()
         .enumerate()
         .map(|(number, file)| {
-            let result = process_file(file, &transform, &staging_path(out, number));
+            let result = process_file(file, &transform, config, &staging_path(out, number));
             bar.inc(1);
             result
         })
@@ -446,6 +494,7 @@ pub fn run(corpus_dir: &Path, out: &Path, config: &PrepareConfig, force: bool) -
     // The split, on the tracks that yielded segments.
     let mut genres: Vec<GenreReport> = corpus.genres.iter().map(|g| GenreReport::new(g)).collect();
     let mut skipped = Vec::new();
+    let mut excluded = Vec::new();
     let mut too_short = Vec::new();
     let mut usable = Vec::new();
     let mut formats = std::collections::BTreeMap::<String, FormatCounts>::new();
@@ -453,11 +502,20 @@ pub fn run(corpus_dir: &Path, out: &Path, config: &PrepareConfig, force: bool) -
         let genre = corpus.genres[file.genre].clone();
         match result {
             FileResult::Track { format, .. } => formats.entry(format.clone()).or_default().used += 1,
+            FileResult::Excluded { format, .. } => formats.entry(format.clone()).or_default().excluded += 1,
             FileResult::TooShort { format, .. } => formats.entry(format.clone()).or_default().too_short += 1,
             FileResult::Skipped { format, .. } => formats.entry(format.clone()).or_default().skipped += 1,
         }
         match result {
-            FileResult::Track { seconds, starts, .. } => usable.push((number, file, *seconds, starts)),
+            FileResult::Track { seconds, starts, quiet, .. } => {
+                genres[file.genre].quiet_segments += quiet;
+                usable.push((number, file, *seconds, starts));
+            }
+            FileResult::Excluded { reason, quiet, .. } => {
+                genres[file.genre].excluded += 1;
+                genres[file.genre].quiet_segments += quiet;
+                excluded.push(SkippedFile { path: file.relative_path.clone(), genre, reason: reason.clone() });
+            }
             FileResult::TooShort { seconds, .. } => {
                 genres[file.genre].too_short += 1;
                 too_short.push(ShortFile { path: file.relative_path.clone(), genre, seconds: *seconds });
@@ -571,6 +629,8 @@ pub fn run(corpus_dir: &Path, out: &Path, config: &PrepareConfig, force: bool) -
         skipped,
         too_short,
         ignored: corpus.ignored.clone(),
+        excluded,
+        quiet_segments: 0,
         db_range,
         train_db_min: histogram.percentile(0.0).unwrap_or(db_range.db_floor),
         train_db_max: histogram.percentile(100.0).unwrap_or(db_range.db_ceiling),

@@ -52,6 +52,15 @@ pub struct GenreReport {
     pub too_short: usize,
     /// Files with other extensions or otherwise unusable entries.
     pub ignored: usize,
+    /// Decoded files left out by a setting (`min_track_seconds`, every segment quiet).
+    #[serde(default)]
+    pub excluded: usize,
+    /// Segments dropped as quieter than `min_segment_rms_dbfs`.
+    #[serde(default)]
+    pub quiet_segments: usize,
+    /// Minutes of the tracks used, both sides of the split (set by `compute_totals`).
+    #[serde(default)]
+    pub minutes: f64,
 }
 
 impl GenreReport {
@@ -64,6 +73,9 @@ impl GenreReport {
             skipped: 0,
             too_short: 0,
             ignored: 0,
+            excluded: 0,
+            quiet_segments: 0,
+            minutes: 0.0,
         }
     }
 
@@ -86,6 +98,9 @@ pub struct FormatCounts {
     pub too_short: usize,
     /// Files that could not be used (reasons under `skipped`).
     pub skipped: usize,
+    /// Files that decoded but were left out by a gate (reasons under `excluded`).
+    #[serde(default, skip_serializing_if = "super::loudness::is_zero_count")]
+    pub excluded: usize,
 }
 
 /// A file that could not be decoded.
@@ -146,14 +161,22 @@ pub struct PrepareReport {
     pub elapsed_seconds: f64,
     /// Segments produced per second of wall time.
     pub segments_per_second: f64,
+    /// Decoded files left out by a setting, with the reason.
+    #[serde(default)]
+    pub excluded: Vec<SkippedFile>,
+    /// Segments dropped as quiet, over all genres (set by `compute_totals`).
+    #[serde(default)]
+    pub quiet_segments: usize,
 }
 
 impl PrepareReport {
-    /// Adds up the genre lines into the totals.
+    /// Adds up the genre lines into the totals (and each genre's minutes).
     pub fn compute_totals(&mut self) {
         let mut train = SplitCounts::default();
         let mut validation = SplitCounts::default();
-        for genre in &self.genres {
+        self.quiet_segments = self.genres.iter().map(|g| g.quiet_segments).sum();
+        for genre in &mut self.genres {
+            genre.minutes = (genre.train.seconds + genre.validation.seconds) / 60.0;
             train.add(&genre.train);
             validation.add(&genre.validation);
         }
@@ -224,17 +247,47 @@ impl fmt::Display for PrepareReport {
             self.total_validation.hours()
         )?;
         for (format, counts) in &self.formats {
-            writeln!(
+            write!(
                 f,
                 "format {format}: {} used, {} too short, {} skipped",
                 counts.used, counts.too_short, counts.skipped
             )?;
+            if counts.excluded > 0 {
+                write!(f, ", {} excluded", counts.excluded)?;
+            }
+            writeln!(f)?;
         }
         for s in &self.skipped {
             writeln!(f, "skipped {}: {}", s.path, s.reason)?;
         }
         for s in &self.too_short {
             writeln!(f, "too short {} ({:.2} s)", s.path, s.seconds)?;
+        }
+        for s in &self.excluded {
+            writeln!(f, "excluded {}: {}", s.path, s.reason)?;
+        }
+        let minutes: Vec<String> = self
+            .genres
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} {:.1} ({:.1} + {:.1})",
+                    g.name,
+                    g.minutes,
+                    g.train.seconds / 60.0,
+                    g.validation.seconds / 60.0
+                )
+            })
+            .collect();
+        writeln!(f, "minutes per genre (train + validation): {}", minutes.join(", "))?;
+        if self.quiet_segments > 0 {
+            let per_genre: Vec<String> = self
+                .genres
+                .iter()
+                .filter(|g| g.quiet_segments > 0)
+                .map(|g| format!("{} {}", g.name, g.quiet_segments))
+                .collect();
+            writeln!(f, "quiet segments dropped: {} ({})", self.quiet_segments, per_genre.join(", "))?;
         }
         if ignored_outside > 0 {
             let names: Vec<&str> = self.ignored.iter().filter(|i| i.genre.is_none()).map(|i| i.path.as_str()).collect();

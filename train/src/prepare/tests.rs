@@ -329,6 +329,8 @@ fn invalid_settings_name_the_field() {
             "floor_percentile",
         ),
         (PrepareConfig { extensions: vec![".wav".into()], ..Default::default() }, "extensions"),
+        (PrepareConfig { min_track_seconds: -1.0, ..Default::default() }, "min_track_seconds"),
+        (PrepareConfig { min_segment_rms_dbfs: Some(3.0), ..Default::default() }, "min_segment_rms_dbfs"),
     ];
     for (config, field) in cases {
         match config.validate() {
@@ -337,6 +339,72 @@ fn invalid_settings_name_the_field() {
         }
     }
     PrepareConfig::default().validate().expect("defaults are valid");
+    let debian: PrepareConfig = crate::config_file::load_config(Some(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/debian/prepare.toml"),
+    ))
+    .expect("configs/debian/prepare.toml");
+    debian.validate().expect("the Debian corpus settings validate");
+    assert_eq!((debian.min_track_seconds, debian.min_segment_rms_dbfs), (45.0, Some(-50.0)));
     let toml: PrepareConfig = toml::from_str("[signal]\nn_mels = 80\n").expect("partial toml");
     assert_eq!((toml.signal.n_mels, toml.segments_per_shard), (80, 256));
+}
+
+/// A 16-bit mono WAV whose amplitude (full scale = 1) is `gain(t)` at second `t`.
+fn write_enveloped_wav(path: &Path, seconds: f64, rate: u32, gain: impl Fn(f64) -> f64) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer = hound::WavWriter::create(path, spec).expect("wav");
+    for i in 0..(seconds * f64::from(rate)) as usize {
+        let t = i as f64 / f64::from(rate);
+        writer.write_sample(((t * 2200.0).sin() * gain(t) * 32767.0) as i16).expect("sample");
+    }
+    writer.finalize().expect("finalize");
+}
+
+#[test]
+fn short_tracks_and_quiet_segments_are_left_out_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let corpus = corpus(dir.path(), &[Genre::Cn, Genre::Edm], 2, 6.0);
+    // 6 s with a silent tail: segments start at 0..4 s, the two from 3 s on are near-silent.
+    write_enveloped_wav(&corpus.join("cn/fades.wav"), 6.0, 22_050, |t| if t < 2.9 { 0.3 } else { 1e-4 });
+    write_enveloped_wav(&corpus.join("edm/quiet.wav"), 6.0, 22_050, |_| 1e-4);
+    write_wav(&corpus.join("edm/loop.wav"), 3.0, 22_050);
+    let plain = built(run(&corpus, &dir.path().join("plain"), &small_config(), false).expect("prepare"));
+    assert_eq!((plain.excluded.len(), plain.quiet_segments), (0, 0), "the gates are off by default");
+
+    let config = PrepareConfig { min_track_seconds: 4.0, min_segment_rms_dbfs: Some(-50.0), ..small_config() };
+    let out = dir.path().join("gated");
+    let report = built(run(&corpus, &out, &config, false).expect("prepare"));
+    let excluded: Vec<(&str, &str)> = report.excluded.iter().map(|s| (s.path.as_str(), s.reason.as_str())).collect();
+    assert_eq!(excluded.len(), 2, "{excluded:?}");
+    assert_eq!(excluded[0], ("edm/loop.wav", "3.0 s is shorter than min_track_seconds = 4 s"));
+    assert_eq!(excluded[1].0, "edm/quiet.wav");
+    assert!(excluded[1].1.starts_with("all 5 segments are quieter than"), "{}", excluded[1].1);
+    let fades = report.genres.iter().find(|g| g.name == "cn").expect("cn");
+    assert_eq!((fades.quiet_segments, fades.excluded), (2, 0));
+    assert_eq!(report.quiet_segments, 7);
+    let cache = Cache::open(&out).expect("open");
+    let track = cache.tracks().iter().position(|t| t.path == "cn/fades.wav").expect("fades kept");
+    let starts: Vec<f64> = Split::ALL
+        .iter()
+        .flat_map(|&s| {
+            cache.segments(s).iter().filter(|x| x.track == track).map(|x| x.start_seconds).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(starts, [0.0, 1.0, 2.0]);
+    // Minutes per genre: what was used, both sides.
+    let cn_minutes = (fades.train.seconds + fades.validation.seconds) / 60.0;
+    assert!(
+        (fades.minutes - cn_minutes).abs() < 1e-9 && (fades.minutes - 18.0 / 60.0).abs() < 1e-3,
+        "{}",
+        fades.minutes
+    );
+    let text = report.to_string();
+    assert!(text.contains("excluded edm/loop.wav: 3.0 s is shorter"), "{text}");
+    assert!(
+        text.contains("minutes per genre (train + validation): cn 0.3") && text.contains("quiet segments dropped: 7")
+    );
+    // Gates off serialise as before, so older caches keep their fingerprint.
+    let json = serde_json::to_string(&small_config()).expect("json");
+    assert!(!json.contains("min_track_seconds") && !json.contains("min_segment_rms_dbfs"), "{json}");
 }
