@@ -5,6 +5,7 @@
 //! where a later run would take it for complete); `dpkg-deb --fsys-tarfile | tar -x` unpacks only
 //! the members asked for (0ad-data unpacks to ≈3 GB, of which the recipe needs one archive).
 
+use crate::file_error::{io_error, FileError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -53,20 +54,8 @@ pub enum DebianError {
         detail: String,
     },
     /// A file-system operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DebianError + 'a {
-    move |source| DebianError::Io { action, path: path.to_path_buf(), source }
+    #[error(transparent)]
+    Io(#[from] FileError),
 }
 
 /// The `.deb` that apt would download for a package.

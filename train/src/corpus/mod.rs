@@ -38,6 +38,7 @@ pub mod debian;
 pub mod manifest;
 pub mod tsv;
 
+use crate::file_error::{io_error, FileError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{IsTerminal, Read, Write};
@@ -104,16 +105,8 @@ pub enum CorpusError {
     #[error("--min-seconds {0} must be a non-negative number")]
     BadMinSeconds(f64),
     /// A file-system operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// The manifest or credits could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -126,10 +119,6 @@ pub enum CorpusError {
     /// The manifest could not be serialised.
     #[error("cannot serialise the manifest: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CorpusError + 'a {
-    move |source| CorpusError::Io { action, path: path.to_path_buf(), source }
 }
 
 /// A recipe row that did not make it into the corpus.

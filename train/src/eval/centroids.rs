@@ -3,6 +3,7 @@
 //! `export` copies into the bundle manifest; plus how far apart they lie, a quick sign of
 //! whether the genres occupy different parts of the latent space at all.
 
+use crate::file_error::io_error;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -30,11 +31,7 @@ pub struct Centroids {
 impl Centroids {
     /// Reads a `centroids.json`, checking that its shape is `[G][Z]` and its values finite.
     pub fn read(path: &Path) -> Result<Self, EvalError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
         let centroids: Self =
             serde_json::from_str(&text).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
         centroids.validate().map_err(|detail| EvalError::InvalidCentroids { path: path.to_path_buf(), detail })?;

@@ -8,7 +8,6 @@
 //! dropping the record, and a line that is not JSON (a crash mid-write, a literal `NaN`) is
 //! counted and skipped, so a damaged log still gives a plot.
 
-use std::io::BufRead;
 use std::path::Path;
 
 use image::RgbImage;
@@ -18,63 +17,22 @@ use serde::{Deserialize, Serialize};
 
 use super::fonts::TextRendering;
 use super::EvalError;
+use crate::fit::metrics::{MetricRecord, MetricsLines, TrainMetrics, ValidationMetrics};
 
 /// Default size of `curves.png` in pixels (four 800 × 450 panels).
 pub const CURVES_SIZE: (u32, u32) = (1600, 900);
-
-/// One `{"kind":"train", …}` line of `metrics.jsonl`; a missing or `null` number is NaN.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct TrainRecord {
-    /// Optimiser step.
-    pub step: u64,
-    /// Learning rate used at this step.
-    pub lr: f64,
-    /// KL weight β at this step.
-    pub beta: f64,
-    /// `reconstruction + β·kl`.
-    pub loss: f64,
-    /// Mean squared error (normalised units).
-    pub reconstruction: f64,
-    /// KL divergence, summed over latent dimensions, averaged over the batch.
-    pub kl: f64,
-}
-
-/// One `{"kind":"validation", …}` line of `metrics.jsonl`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ValidationRecord {
-    /// Optimiser step the validation pass followed.
-    pub step: u64,
-    /// Total validation loss.
-    pub loss: f64,
-    /// Validation mean squared error.
-    pub reconstruction: f64,
-    /// Validation KL.
-    pub kl: f64,
-}
 
 /// Everything of `metrics.jsonl` the curves need, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsHistory {
     /// Training records.
-    pub train: Vec<TrainRecord>,
+    pub train: Vec<TrainMetrics>,
     /// Validation records.
-    pub validation: Vec<ValidationRecord>,
+    pub validation: Vec<ValidationMetrics>,
     /// Steps whose loss was not finite (`{"kind":"nonfinite", …}` lines).
     pub nonfinite_steps: Vec<u64>,
     /// Lines that were not JSON records of a known kind (skipped).
     pub unreadable_lines: usize,
-}
-
-/// The loose shape of one line: numbers may be `null`, unknown fields are ignored.
-#[derive(Deserialize)]
-struct Line {
-    kind: String,
-    step: u64,
-    lr: Option<f64>,
-    beta: Option<f64>,
-    loss: Option<f64>,
-    reconstruction: Option<f64>,
-    kl: Option<f64>,
 }
 
 /// How many lines of a history were usable, for `eval.json`.
@@ -91,52 +49,29 @@ pub struct HistorySummary {
 }
 
 impl MetricsHistory {
-    /// Parses `metrics.jsonl` text; never fails, it counts the lines it cannot use.
-    pub fn parse(text: &str) -> Self {
+    /// The history in parsed `metrics.jsonl` lines; never fails, it counts the lines it cannot
+    /// use (not JSON, an unknown kind, a torn last line).
+    pub fn from_lines(lines: MetricsLines) -> Self {
         let mut history = Self::default();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let Ok(line) = serde_json::from_str::<Line>(line) else {
-                history.unreadable_lines += 1;
-                continue;
-            };
-            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-            match line.kind.as_str() {
-                "train" => history.train.push(TrainRecord {
-                    step: line.step,
-                    lr: nan(line.lr),
-                    beta: nan(line.beta),
-                    loss: nan(line.loss),
-                    reconstruction: nan(line.reconstruction),
-                    kl: nan(line.kl),
-                }),
-                "validation" => history.validation.push(ValidationRecord {
-                    step: line.step,
-                    loss: nan(line.loss),
-                    reconstruction: nan(line.reconstruction),
-                    kl: nan(line.kl),
-                }),
-                "nonfinite" => history.nonfinite_steps.push(line.step),
-                _ => history.unreadable_lines += 1,
+        for (_, parsed) in lines.lines {
+            match parsed {
+                Ok(MetricRecord::Train(record)) => history.train.push(record),
+                Ok(MetricRecord::Validation(record)) => history.validation.push(record),
+                Ok(MetricRecord::Nonfinite(event)) => history.nonfinite_steps.push(event.step),
+                Err(_) => history.unreadable_lines += 1,
             }
         }
         history
     }
 
+    /// Parses `metrics.jsonl` text.
+    pub fn parse(text: &str) -> Self {
+        Self::from_lines(MetricsLines::parse(text))
+    }
+
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<Self, EvalError> {
-        let io = |source| EvalError::Io { action: "read", path: path.to_path_buf(), source };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut text = String::new();
-        for line in std::io::BufReader::new(file).lines() {
-            // A torn last line of a crashed run may not be UTF-8; it is counted like any bad line.
-            match line {
-                Ok(line) => text.push_str(&line),
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => text.push('\u{fffd}'),
-                Err(e) => return Err(io(e)),
-            }
-            text.push('\n');
-        }
-        Ok(Self::parse(&text))
+        Ok(Self::from_lines(MetricsLines::read(path)?))
     }
 
     /// Record counts for the report.

@@ -30,6 +30,7 @@ pub mod fonts;
 pub mod grid;
 pub mod metrics;
 
+use crate::file_error::{io_error, FileError};
 use std::fmt;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -93,16 +94,8 @@ pub enum EvalError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// A file-system operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// Writing an output file failed.
     #[error(transparent)]
     Write(#[from] AudioError),
@@ -382,11 +375,7 @@ pub fn run(
     let started = std::time::Instant::now();
     settings.validate()?;
     check_compatible(inputs.genres, inputs.vae_config, inputs.cache)?;
-    std::fs::create_dir_all(out_dir).map_err(|source| EvalError::Io {
-        action: "create folder",
-        path: out_dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out_dir).map_err(io_error("create folder", out_dir))?;
     let evaluator = Evaluator {
         model: inputs.model,
         cache: inputs.cache,

@@ -11,6 +11,7 @@
 //! tries it first and falls back to the newest checkpoint that loads when it is missing, corrupt
 //! or names a broken checkpoint. Old checkpoints are pruned only after `latest` moved on.
 
+use crate::file_error::{io_error, FileError};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -86,7 +87,7 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<u64>, FitError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(FitError::Io { action: "list", path: dir.to_path_buf(), source }),
+        Err(source) => return Err(FileError::new("list", dir, source).into()),
     };
     let mut steps: Vec<u64> = entries
         .filter_map(|entry| entry.ok())
@@ -141,7 +142,7 @@ fn prune(dir: &Path, keep: usize, current: u64) -> Result<(), FitError> {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(FitError::Io { action: "delete", path, source }),
+                Err(source) => return Err(FileError::new("delete", path, source).into()),
             }
         }
     }
@@ -160,7 +161,7 @@ pub struct LoadedCheckpoint {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, FitError> {
-    std::fs::read(path).map_err(|source| FitError::Io { action: "read", path: path.to_path_buf(), source })
+    Ok(std::fs::read(path).map_err(io_error("read", path))?)
 }
 
 /// Reads the checkpoint at `step` of `dir`, checking the version and both hashes.

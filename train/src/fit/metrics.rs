@@ -12,8 +12,9 @@
 //! Lines are appended and flushed one at a time; on `--resume` the lines after the checkpoint's
 //! step are dropped so the log describes exactly one trajectory.
 
+use crate::file_error::{io_error, FileError};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use melfuse_audio::atomic_file::write_atomically;
@@ -27,16 +28,22 @@ pub struct TrainMetrics {
     /// Steps taken including this one (1-based).
     pub step: u64,
     /// Learning rate used for this step (schedule × back-off).
+    #[serde(deserialize_with = "nan_if_null")]
     pub lr: f64,
     /// KL weight used for this step.
+    #[serde(deserialize_with = "nan_if_null")]
     pub beta: f64,
     /// `reconstruction + beta · kl`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
     /// The reconstruction loss over the batch (MSE unless `[reconstruction]` says otherwise).
+    #[serde(deserialize_with = "nan_if_null")]
     pub reconstruction: f64,
     /// KL divergence (summed over latent dims, mean over the batch).
+    #[serde(deserialize_with = "nan_if_null")]
     pub kl: f64,
     /// Throughput since the previous `train` line.
+    #[serde(deserialize_with = "nan_if_null")]
     pub samples_per_second: f64,
     /// Non-finite steps skipped so far in the run.
     pub nonfinite_skipped: u64,
@@ -48,10 +55,13 @@ pub struct ValidationMetrics {
     /// Steps taken when the pass ran.
     pub step: u64,
     /// `reconstruction + beta · kl` with the step's β.
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
     /// The reconstruction loss over every validation segment (z = mu), as in training.
+    #[serde(deserialize_with = "nan_if_null")]
     pub reconstruction: f64,
     /// Mean KL divergence over the validation segments.
+    #[serde(deserialize_with = "nan_if_null")]
     pub kl: f64,
 }
 
@@ -71,6 +81,7 @@ pub struct NonfiniteEvent {
     /// The step whose loss was not finite.
     pub step: u64,
     /// The learning rate the step would have used.
+    #[serde(deserialize_with = "nan_if_null")]
     pub lr: f64,
     /// What the loop did.
     pub action: NonfiniteAction,
@@ -104,26 +115,52 @@ impl MetricRecord {
     }
 }
 
+/// `null`, which is how serde_json writes a non-finite number, reads back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+/// The lines of a metrics file, each parsed: what both of its readers start from (`--resume`,
+/// which refuses a damaged log, and `eval`'s curves, which skip what they cannot read).
+#[derive(Debug)]
+pub struct MetricsLines {
+    /// `(1-based line number, the line as a record)` for every non-empty line.
+    pub lines: Vec<(usize, Result<MetricRecord, serde_json::Error>)>,
+    /// Lines in the file, empty ones included.
+    pub total: usize,
+}
+
+impl MetricsLines {
+    /// Parses metrics text line by line.
+    pub fn parse(text: &str) -> Self {
+        let all: Vec<&str> = text.lines().collect();
+        let lines = all
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(index, line)| (index + 1, serde_json::from_str(line)))
+            .collect();
+        Self { lines, total: all.len() }
+    }
+
+    /// Reads and parses `path`. Bytes that are not UTF-8 (a torn write) are replaced, so their
+    /// line fails to parse instead of failing the read.
+    pub fn read(path: &Path) -> Result<Self, FileError> {
+        let bytes = std::fs::read(path).map_err(io_error("read", path))?;
+        Ok(Self::parse(&String::from_utf8_lossy(&bytes)))
+    }
+}
+
 /// Every record of a metrics file, in order. A torn last line (the process was killed while
 /// writing it) is ignored; any other unparseable line is an error naming its number.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRecord>, FitError> {
-    let file = File::open(path).map_err(|source| FitError::Io { action: "open", path: path.to_path_buf(), source })?;
-    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|source| FitError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let MetricsLines { lines, total } = MetricsLines::read(path)?;
     let mut records = Vec::with_capacity(lines.len());
-    for (number, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
+    for (number, parsed) in lines {
+        match parsed {
             Ok(record) => records.push(record),
-            Err(_) if number + 1 == lines.len() => break,
-            Err(source) => {
-                return Err(FitError::MetricsLine { path: path.to_path_buf(), line: number + 1, source });
-            }
+            Err(_) if number == total => break,
+            Err(source) => return Err(FitError::MetricsLine { path: path.to_path_buf(), line: number, source }),
         }
     }
     Ok(records)
@@ -152,22 +189,18 @@ impl MetricsWriter {
         }
         write_atomically(path, text.as_bytes())
             .map_err(|source| FitError::Write { path: path.to_path_buf(), source })?;
-        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(|source| FitError::Io {
-            action: "open",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = std::fs::OpenOptions::new().append(true).open(path).map_err(io_error("open", path))?;
         Ok(Self { path: path.to_path_buf(), file })
     }
 
     /// Appends one record as a line and flushes it.
     pub fn append(&mut self, record: &MetricRecord) -> Result<(), FitError> {
         let line = to_line(record, &self.path)?;
-        self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(|source| FitError::Io {
-            action: "append to",
-            path: self.path.clone(),
-            source,
-        })
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(io_error("append to", &self.path))?;
+        Ok(())
     }
 }
 

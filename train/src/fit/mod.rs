@@ -50,6 +50,7 @@ pub mod run_dir;
 pub mod schedule;
 mod trainer;
 
+use crate::file_error::FileError;
 use std::path::PathBuf;
 
 pub use args::{DeviceSpec, FitArgs};
@@ -177,16 +178,8 @@ pub enum FitError {
     #[error("cannot install the Ctrl-C/SIGTERM handler: {0}")]
     Signal(String),
     /// A file-system operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// An atomic write failed.
     #[error("cannot write {path}: {source}")]
     Write {

@@ -12,6 +12,7 @@
 //!     latest                    the newest checkpoint's stem, e.g. `step-00001234`
 //! ```
 
+use crate::file_error::io_error;
 use std::path::{Path, PathBuf};
 
 use melfuse_audio::atomic_file::write_atomically;
@@ -77,8 +78,7 @@ impl RunInfo {
     /// Reads and checks `RUN_DIR/run.json`.
     pub fn read(run_dir: &Path) -> Result<Self, FitError> {
         let path = run_dir.join(RUN_FILE);
-        let bytes =
-            std::fs::read(&path).map_err(|source| FitError::Io { action: "read", path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
         let info: Self =
             serde_json::from_slice(&bytes).map_err(|source| FitError::Json { path: path.clone(), source })?;
         if info.format != RUN_FORMAT || info.format_version != RUN_FORMAT_VERSION {
@@ -115,19 +115,12 @@ pub fn metrics_path(run_dir: &Path) -> PathBuf {
 /// overwritten by accident (`--resume` continues one).
 pub fn create_fresh(run_dir: &Path) -> Result<(), FitError> {
     if run_dir.exists() {
-        let mut entries = std::fs::read_dir(run_dir).map_err(|source| FitError::Io {
-            action: "list",
-            path: run_dir.to_path_buf(),
-            source,
-        })?;
+        let mut entries = std::fs::read_dir(run_dir).map_err(io_error("list", run_dir))?;
         if entries.next().is_some() {
             return Err(FitError::RunDirInUse { dir: run_dir.to_path_buf() });
         }
     }
     let checkpoints = checkpoints_dir(run_dir);
-    std::fs::create_dir_all(&checkpoints).map_err(|source| FitError::Io {
-        action: "create directory",
-        path: checkpoints,
-        source,
-    })
+    std::fs::create_dir_all(&checkpoints).map_err(io_error("create directory", &checkpoints))?;
+    Ok(())
 }

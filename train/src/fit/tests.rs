@@ -12,31 +12,13 @@ use super::metrics::{NonfiniteAction, TrainMetrics};
 use super::run_dir::checkpoints_dir;
 use super::*;
 use crate::config_file::load_config;
-use crate::prepare::{self, PrepareConfig};
-use crate::synth::{write_corpus, Genre, SynthCorpusConfig};
+use crate::prepare::tiny::tiny_cache;
+use crate::prepare::PrepareConfig;
 
-/// A cache of 32 mels × 64 frames (1 s segments at 22.05 kHz, hop 256, every 0.5 s): two genres,
-/// `clips` clips of 2.5 s each → 4 segments per clip; `validation_fraction` of the tracks held out.
+/// The tiny cache (`prepare::tiny`): 32 mels × 64 frames, two genres, `clips` clips of 2.5 s
+/// each → 4 segments per clip; `validation_fraction` of the tracks held out.
 fn small_cache(root: &Path, clips: usize, validation_fraction: f64) -> PathBuf {
-    let corpus = root.join("corpus");
-    let synth = SynthCorpusConfig {
-        clips_per_genre: clips,
-        seconds: 2.5,
-        sample_rate: 22_050,
-        genres: vec![Genre::Cn, Genre::Edm],
-        ..Default::default()
-    };
-    write_corpus(&corpus, &synth, false).expect("corpus");
-    let mut config = PrepareConfig { validation_fraction, ..Default::default() };
-    config.signal.sample_rate = 22_050;
-    config.signal.n_fft = 1024;
-    config.signal.hop_length = 256;
-    config.signal.n_mels = 32;
-    config.signal.segment_seconds = 1.0;
-    config.signal.overlap_seconds = 0.5;
-    let cache = root.join("cache");
-    prepare::run(&corpus, &cache, &config, false).expect("prepare");
-    cache
+    tiny_cache(root, clips, validation_fraction).expect("tiny cache")
 }
 
 /// The tiny preset narrowed to the size of the model crate's unit tests, so a step takes

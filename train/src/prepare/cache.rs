@@ -15,6 +15,7 @@
 //! CACHE_DIR/validation/shard_00000.bin
 //! ```
 
+use crate::file_error::{io_error, FileError};
 use std::path::{Path, PathBuf};
 
 use half::f16;
@@ -43,16 +44,8 @@ pub const BYTES_PER_VALUE: usize = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// A file-system operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// Writing a shard or index atomically failed.
     #[error(transparent)]
     Write(#[from] AudioError),
@@ -235,8 +228,7 @@ impl CacheIndex {
     /// Reads `index.json` from `dir` without checking the shards.
     pub fn read(dir: &Path) -> Result<Self, CacheError> {
         let path = dir.join(INDEX_FILE);
-        let bytes =
-            std::fs::read(&path).map_err(|source| CacheError::Io { action: "read", path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
         #[derive(Deserialize)]
         struct Header {
             format: String,
@@ -283,11 +275,7 @@ impl ShardWriter {
     /// folder is created); each segment is `segment_values` f16 values.
     pub fn new(dir: &Path, split: Split, segments_per_shard: usize, segment_values: usize) -> Result<Self, CacheError> {
         let folder = dir.join(split.as_str());
-        std::fs::create_dir_all(&folder).map_err(|source| CacheError::Io {
-            action: "create folder",
-            path: folder,
-            source,
-        })?;
+        std::fs::create_dir_all(&folder).map_err(io_error("create folder", &folder))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             split,
@@ -399,15 +387,8 @@ impl Cache {
             let mut starts = vec![0];
             for shard in &part.shards {
                 let path = dir.join(&shard.file);
-                let file = std::fs::File::open(&path).map_err(|source| CacheError::Io {
-                    action: "open shard",
-                    path: path.clone(),
-                    source,
-                })?;
-                let len = file
-                    .metadata()
-                    .map_err(|source| CacheError::Io { action: "inspect shard", path: path.clone(), source })?
-                    .len();
+                let file = std::fs::File::open(&path).map_err(io_error("open shard", &path))?;
+                let len = file.metadata().map_err(io_error("inspect shard", &path))?.len();
                 if shard.split != split
                     || len != shard.bytes
                     || len != shard.segments as u64 * segment_bytes
@@ -422,11 +403,7 @@ impl Cache {
                 // renamed into place, and never modified by melfuse; the map
                 // is read-only. Another program truncating a shard while it
                 // is mapped is the hazard every memory-mapped reader accepts.
-                let map = unsafe { Mmap::map(&file) }.map_err(|source| CacheError::Io {
-                    action: "memory-map",
-                    path: path.clone(),
-                    source,
-                })?;
+                let map = unsafe { Mmap::map(&file) }.map_err(io_error("memory-map", &path))?;
                 maps.push(map);
                 starts.push(starts[starts.len() - 1] + shard.segments);
             }

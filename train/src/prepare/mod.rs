@@ -16,7 +16,9 @@ pub mod db_range;
 pub mod loudness;
 pub mod report;
 pub mod split;
+pub mod tiny;
 
+use crate::file_error::{io_error, FileError};
 use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -184,16 +186,8 @@ pub enum PrepareError {
     #[error("cache path {0} exists and is not a directory")]
     OutNotADirectory(PathBuf),
     /// A file-system operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// Writing or checking the cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -203,10 +197,6 @@ pub enum PrepareError {
     /// The report could not be serialised.
     #[error("cannot serialise the report: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PrepareError + 'a {
-    move |source| PrepareError::Io { action, path: path.to_path_buf(), source }
 }
 
 /// What a `prepare` run did.
@@ -255,7 +245,7 @@ enum OutState {
 fn out_state(out: &Path) -> Result<OutState, PrepareError> {
     match std::fs::metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutState::Fresh),
-        Err(e) => return Err(io_error("inspect", out)(e)),
+        Err(e) => return Err(io_error("inspect", out)(e).into()),
         Ok(meta) if !meta.is_dir() => return Err(PrepareError::OutNotADirectory(out.to_path_buf())),
         Ok(_) => {}
     }
@@ -407,7 +397,8 @@ fn process_file(
                 }
                 None if quiet > 0 => {
                     let threshold = config.min_segment_rms_dbfs.unwrap_or(loudness::SILENCE_DBFS);
-                    let reason = format!("all {quiet} segments are quieter than min_segment_rms_dbfs = {threshold} dBFS");
+                    let reason =
+                        format!("all {quiet} segments are quieter than min_segment_rms_dbfs = {threshold} dBFS");
                     Ok(FileResult::Excluded { reason, format, quiet })
                 }
                 None => Ok(FileResult::TooShort { seconds, format }),
@@ -447,7 +438,7 @@ fn progress_bar(files: usize) -> ProgressBar {
 }
 
 fn read_staging(path: &Path) -> Result<Vec<u8>, PrepareError> {
-    std::fs::read(path).map_err(io_error("read", path))
+    Ok(std::fs::read(path).map_err(io_error("read", path))?)
 }
 
 /// Builds (or finds up to date) the cache of `corpus` in `out`.

@@ -144,7 +144,7 @@ fn broken_and_short_files_are_skipped_and_reported() {
     assert_eq!(counts, [(1, 1, 1), (2, 0, 0)]);
     assert_eq!(report.total_train.tracks + report.total_validation.tracks, 5);
     let format = |name: &str| report.formats.get(name).copied().unwrap_or_default();
-    assert_eq!(format("ogg/opus"), FormatCounts { used: 1, too_short: 0, skipped: 0 });
+    assert_eq!(format("ogg/opus"), FormatCounts { used: 1, too_short: 0, skipped: 0, excluded: 0 });
     assert_eq!(format("unrecognised .wma").skipped, 1);
     assert_eq!(format("unrecognised .wav").skipped, 1, "{:?}", report.formats);
     assert_eq!(report.formats.values().map(|c| c.used + c.too_short + c.skipped).sum::<usize>(), 9);

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use melfuse_train::prepare::{self, PrepareConfig};
-use melfuse_train::synth::{write_corpus, Genre, SynthCorpusConfig};
+use melfuse_train::prepare::tiny::tiny_cache;
 
 /// A small model (the tiny preset narrowed) so a step takes milliseconds; validation each 2 steps
 /// so the curves have a validation line.
@@ -33,27 +32,9 @@ pub fn path(p: &Path) -> &str {
 }
 
 /// A 32-mel cache (1 s segments) of `cn` and `edm` with `clips_per_genre` 2.5 s tracks each, under
-/// `root/cache`.
+/// `root/cache` (`melfuse_train::prepare::tiny`).
 pub fn small_cache(root: &Path, clips_per_genre: usize, validation_fraction: f64) -> PathBuf {
-    let corpus = root.join("corpus");
-    let synth = SynthCorpusConfig {
-        clips_per_genre,
-        seconds: 2.5,
-        sample_rate: 22_050,
-        genres: vec![Genre::Cn, Genre::Edm],
-        ..Default::default()
-    };
-    write_corpus(&corpus, &synth, false).expect("corpus");
-    let mut config = PrepareConfig { validation_fraction, ..Default::default() };
-    config.signal.sample_rate = 22_050;
-    config.signal.n_fft = 1024;
-    config.signal.hop_length = 256;
-    config.signal.n_mels = 32;
-    config.signal.segment_seconds = 1.0;
-    config.signal.overlap_seconds = 0.5;
-    let cache = root.join("cache");
-    prepare::run(&corpus, &cache, &config, false).expect("prepare");
-    cache
+    tiny_cache(root, clips_per_genre, validation_fraction).expect("tiny cache")
 }
 
 /// A 4-step run on a [`small_cache`] of two tracks per genre (so both genres have validation clips).

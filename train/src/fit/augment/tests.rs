@@ -4,30 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::prepare::{self, PrepareConfig};
-use crate::synth::{write_corpus, Genre, SynthCorpusConfig};
+use crate::prepare::tiny::tiny_cache;
 
-/// 32 mels × 64 frames, 1 s segments every 0.5 s (hop 43 frames); 2.5 s clips → 4 segments.
+/// The tiny cache (`prepare::tiny`): 32 mels × 64 frames, 1 s segments every 0.5 s (hop 43
+/// frames); 2 clips of 2.5 s per genre → 4 segments each, none held out.
 fn cache(root: &Path) -> PathBuf {
-    let corpus = root.join("corpus");
-    let synth = SynthCorpusConfig {
-        clips_per_genre: 2,
-        seconds: 2.5,
-        sample_rate: 22_050,
-        genres: vec![Genre::Cn, Genre::Edm],
-        ..Default::default()
-    };
-    write_corpus(&corpus, &synth, false).expect("corpus");
-    let mut config = PrepareConfig { validation_fraction: 0.0, ..Default::default() };
-    config.signal.sample_rate = 22_050;
-    config.signal.n_fft = 1024;
-    config.signal.hop_length = 256;
-    config.signal.n_mels = 32;
-    config.signal.segment_seconds = 1.0;
-    config.signal.overlap_seconds = 0.5;
-    let out = root.join("cache");
-    prepare::run(&corpus, &out, &config, false).expect("prepare");
-    out
+    tiny_cache(root, 2, 0.0).expect("tiny cache")
 }
 
 fn entries(cache: &Cache) -> Vec<PoolEntry> {

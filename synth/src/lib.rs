@@ -20,6 +20,10 @@
 //!
 //! Determinism: each clip's RNG is derived from `(seed, genre, index)` only,
 //! so clips render in parallel and the bytes never depend on scheduling.
+//!
+//! A crate of its own (`melfuse-synth`), not a module of the trainer: it is a dataset generator
+//! that knows nothing of training (no burn, no mel), used by tests, benchmarks and the demo
+//! recipe of several crates; `melfuse-train synth-corpus` is its command line.
 
 mod args;
 pub mod effects;
@@ -29,7 +33,6 @@ pub mod voices;
 
 pub use args::SynthCorpusArgs;
 
-use crate::config_file::{load_config, ConfigFileError};
 use std::fs;
 use std::io;
 use std::ops::RangeInclusive;
@@ -190,9 +193,24 @@ pub enum SynthError {
         /// The encoder's error.
         source: hound::Error,
     },
-    /// The TOML config could not be read or parsed.
-    #[error(transparent)]
-    Config(#[from] ConfigFileError),
+    /// The TOML config file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The TOML config is not valid for [`SynthCorpusConfig`] (unknown field, wrong type…).
+    #[error("invalid config {path}: {source}")]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the field and line.
+        #[source]
+        source: toml::de::Error,
+    },
     /// `corpus.json` could not be serialised.
     #[error("cannot serialise {CORPUS_FILE}: {0}")]
     Json(#[from] serde_json::Error),
@@ -205,7 +223,9 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 impl SynthCorpusConfig {
     /// Reads a config from a TOML file; missing keys take defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, SynthError> {
-        Ok(load_config(Some(path))?)
+        let text =
+            fs::read_to_string(path).map_err(|source| SynthError::ConfigRead { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|source| SynthError::ConfigParse { path: path.to_path_buf(), source })
     }
 
     /// Checks every field against its documented range.

@@ -61,10 +61,17 @@ impl SynthCorpusArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_args::parse_args;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: SynthCorpusArgs,
+    }
 
     fn parse(args: &[&str]) -> SynthCorpusArgs {
-        parse_args(args)
+        let argv = std::iter::once("synth-corpus").chain(args.iter().copied());
+        Command::try_parse_from(argv).expect("arguments parse").args
     }
 
     #[test]

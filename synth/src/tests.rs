@@ -2,7 +2,6 @@
 //! measured with a tiny in-test FFT (independent of the audio crate's mel
 //! code), validation, and the corpus writer end to end.
 
-use crate::config_file::ConfigFileError;
 use std::f32::consts::PI;
 use std::fs;
 use std::path::Path;
@@ -349,10 +348,10 @@ fn toml_config_loads_with_defaults_and_rejects_unknown_keys() {
     assert_eq!(cfg.sample_rate, SynthCorpusConfig::default().sample_rate);
     let bad = dir.path().join("bad.toml");
     fs::write(&bad, "clip_per_genre = 3\n").expect("write");
-    assert!(matches!(SynthCorpusConfig::from_toml_file(&bad), Err(SynthError::Config(ConfigFileError::Parse { .. }))));
+    assert!(matches!(SynthCorpusConfig::from_toml_file(&bad), Err(SynthError::ConfigParse { .. })));
     assert!(matches!(
         SynthCorpusConfig::from_toml_file(&dir.path().join("missing.toml")),
-        Err(SynthError::Config(ConfigFileError::Read { .. }))
+        Err(SynthError::ConfigRead { .. })
     ));
 }
 
