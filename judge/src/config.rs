@@ -26,6 +26,15 @@ pub struct JudgeConfig {
     /// Extra request fields for every generated clip (e.g. `temperature`, `sampler`), as a client
     /// would send them; the service's defaults otherwise.
     pub request: Vec<(String, String)>,
+    /// Genre folders of other tracks that train the genre classifier, for a reference with too
+    /// few tracks per genre to give both roles (see [`crate::reference`]); every reference track is
+    /// then held out. Absent: the reference's even-numbered tracks train the classifier.
+    pub classifier_reference: Option<std::path::PathBuf>,
+    /// The classifier's accuracy on the held-out reference below which the judge refuses to
+    /// report ([`crate::classifier::MIN_HELD_OUT_ACCURACY`] by default). Recorded music with few
+    /// tracks per genre may need less; the report carries the accuracy reached, so a lowered bar
+    /// is visible next to every figure.
+    pub min_held_out_accuracy: f64,
 }
 
 impl Default for JudgeConfig {
@@ -39,6 +48,8 @@ impl Default for JudgeConfig {
             morph_windows: 3,
             max_excerpts_per_track: 4,
             request: Vec::new(),
+            classifier_reference: None,
+            min_held_out_accuracy: crate::classifier::MIN_HELD_OUT_ACCURACY,
         }
     }
 }
@@ -68,6 +79,9 @@ impl JudgeConfig {
         }
         if !self.sweep_weights.is_empty() && self.sweep_seeds.is_empty() {
             return bad("sweep_seeds: at least one seed when sweep_weights is not empty".into());
+        }
+        if !(self.min_held_out_accuracy > 0.0 && self.min_held_out_accuracy <= 1.0) {
+            return bad(format!("min_held_out_accuracy: {} must lie in (0, 1]", self.min_held_out_accuracy));
         }
         if self.max_excerpts_per_track == 0 {
             return bad("max_excerpts_per_track: must be at least 1".into());
@@ -128,6 +142,7 @@ mod tests {
             (JudgeConfig { seeds: vec![1], ..JudgeConfig::default() }, "seeds"),
             (JudgeConfig { sweep_weights: vec![1.5], ..JudgeConfig::default() }, "sweep_weights"),
             (JudgeConfig { max_excerpts_per_track: 0, ..JudgeConfig::default() }, "max_excerpts_per_track"),
+            (JudgeConfig { min_held_out_accuracy: 0.0, ..JudgeConfig::default() }, "min_held_out_accuracy"),
             (JudgeConfig { request: vec![("seed".into(), "3".into())], ..JudgeConfig::default() }, "request"),
         ] {
             let error = config.validate().unwrap_err().to_string();

@@ -10,11 +10,11 @@ use melfuse_serve::config::ServeConfig;
 use rayon::prelude::*;
 
 use crate::analysis::{mean, AnalysisConfig, ClipAnalysis};
-use crate::classifier::{argmax, GenreClassifier, EMBEDDING_DIMS, MIN_HELD_OUT_ACCURACY};
+use crate::classifier::{argmax, GenreClassifier, EMBEDDING_DIMS};
 use crate::config::JudgeConfig;
 use crate::distance::{frechet_distance, mean_pairwise_distance};
 use crate::generate::{ClipRequest, ServiceClips};
-use crate::reference::{load_excerpts, reference_tracks, Excerpt, Role};
+use crate::reference::{load_excerpts, Excerpt, ReferenceTracks, Role};
 use crate::report::{
     correlation, crossing, ratio, Accuracy, BlendCurve, ClassifierSummary, Distance, Diversity, GenreReport,
     JudgeReport, Measure, MorphCurve,
@@ -62,7 +62,10 @@ pub fn judge(serve: &ServeConfig, reference_dir: &Path, config: &JudgeConfig) ->
     let excerpt_samples = (f64::from(config.seconds) * f64::from(rate)).round() as usize;
 
     tracing::info!("reading the reference");
-    let tracks = reference_tracks(reference_dir, genres)?;
+    let tracks = match &config.classifier_reference {
+        Some(classifier) => ReferenceTracks::separate(reference_dir, classifier, genres)?,
+        None => ReferenceTracks::split(reference_dir, genres)?,
+    };
     let excerpts = load_excerpts(&tracks, rate, excerpt_samples, config.max_excerpts_per_track)?;
     let analysed: Vec<ClipAnalysis> = excerpts.par_iter().map(|e| analysis.analyze(&e.samples)).collect();
 
@@ -104,16 +107,16 @@ pub fn judge(serve: &ServeConfig, reference_dir: &Path, config: &JudgeConfig) ->
         held_out.iter().map(|&i| judged(excerpts[i].genre, half(excerpts[i].role), vocoded[i].clone())).collect();
     let held_out_accuracy = accuracy(&reference);
     tracing::info!(held_out_accuracy, "classifier trained");
-    if held_out_accuracy < MIN_HELD_OUT_ACCURACY {
+    if held_out_accuracy < config.min_held_out_accuracy {
         let per_genre: Vec<String> =
             (0..genres.len()).map(|g| format!("{} {:.2}", genres[g], genre_accuracy(&reference, g))).collect();
         return Err(JudgeError::CannotJudge(format!(
             "the genre classifier recognises only {:.1} % of the held-out reference excerpts ({}); below {:.0} % its \
              verdicts on generated clips would be noise. Give the reference more (or longer) tracks per genre, \
-             or genres that differ in sound.",
+             or genres that differ in sound (or lower --min-held-out-accuracy, knowingly).",
             100.0 * held_out_accuracy,
             per_genre.join(", "),
-            100.0 * MIN_HELD_OUT_ACCURACY
+            100.0 * config.min_held_out_accuracy
         )));
     }
 

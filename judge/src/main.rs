@@ -20,6 +20,13 @@ struct Cli {
     /// Genre folders of audio the bundle was not trained on (REFERENCE/<genre>/*.wav|flac|ogg|mp3).
     #[arg(long)]
     reference: PathBuf,
+    /// Genre folders of other tracks to train the genre classifier on (e.g. the model's training
+    /// tracks); every --reference track is then held out. Default: the reference's even tracks.
+    #[arg(long)]
+    classifier_reference: Option<PathBuf>,
+    /// Held-out accuracy below which the classifier is not trusted to judge [default: 0.95].
+    #[arg(long)]
+    min_held_out_accuracy: Option<f64>,
     /// Where judge.json and judge.png go.
     #[arg(long, default_value = "judge")]
     out: PathBuf,
@@ -56,8 +63,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("melfuse_judge=info,warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("melfuse_judge=info,warn,symphonia_metadata=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -78,6 +86,12 @@ fn main() -> Result<()> {
         config.pairs = cli.pairs;
     }
     config.request.extend(cli.request);
+    if let Some(accuracy) = cli.min_held_out_accuracy {
+        config.min_held_out_accuracy = accuracy;
+    }
+    if let Some(classifier) = cli.classifier_reference {
+        config.classifier_reference = Some(classifier);
+    }
     let mut serve = ServeConfig { model: cli.bundle.clone(), ..ServeConfig::default() };
     if let Some(device) = cli.device {
         serve.device = device;

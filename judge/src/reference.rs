@@ -7,6 +7,12 @@
 //! held-out reference every measure compares with ([`Role::HeldOut`]); the held-out tracks are
 //! split once more, alternately, into the two halves whose distance is the scale of the Fréchet
 //! distance.
+//!
+//! A recorded corpus may have too few tracks of a genre to give both roles from one folder (the
+//! Debian recipe has three `cn` recordings: two train the model, one is held out). Then a second
+//! folder of other tracks trains the classifier (`--classifier-reference`, typically the
+//! model's own training tracks: the classifier learns genres, not the model's outputs), and every
+//! track of the reference is held out ([`ReferenceTracks::separate`]).
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +22,9 @@ use rayon::prelude::*;
 
 use crate::JudgeError;
 
-/// Extensions read from a genre folder.
-pub const AUDIO_EXTENSIONS: [&str; 4] = ["wav", "flac", "ogg", "mp3"];
+/// Extensions read from a genre folder: every format `melfuse-audio` decodes.
+pub const AUDIO_EXTENSIONS: [&str; 15] =
+    ["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "caf", "webm", "mka"];
 
 /// What an excerpt is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +48,51 @@ pub struct Excerpt {
     pub samples: Vec<f32>,
 }
 
-/// The files of each of `genres` under `root`, sorted by name. Every genre must have a folder
-/// with at least two tracks (one to train the classifier, one held out).
-pub fn reference_tracks(root: &Path, genres: &[String]) -> Result<Vec<Vec<PathBuf>>, JudgeError> {
+/// The reference tracks of each genre (in the bundle's genre order), each with its role.
+#[derive(Debug, Clone)]
+pub struct ReferenceTracks {
+    /// Per genre: `(file, role)`, sorted by file name within a role.
+    pub genres: Vec<Vec<(PathBuf, Role)>>,
+}
+
+impl ReferenceTracks {
+    /// One folder for both roles: per genre, in file-name order, even-numbered tracks train the
+    /// classifier, odd-numbered ones are held out (alternately in half 0 and 1). Every genre needs
+    /// at least two tracks.
+    pub fn split(root: &Path, genres: &[String]) -> Result<Self, JudgeError> {
+        let genres = genre_files(root, genres, 2, "one trains the classifier, one is held out")?
+            .into_iter()
+            .map(|files| {
+                files
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, path)| (path, if i % 2 == 0 { Role::Train } else { Role::HeldOut(((i / 2) % 2) as u8) }))
+                    .collect()
+            })
+            .collect();
+        Ok(Self { genres })
+    }
+
+    /// Two folders: every track under `held_out` is held out (alternately in half 0 and 1), every
+    /// track under `classifier` trains the classifier. Each genre needs a track in both.
+    pub fn separate(held_out: &Path, classifier: &Path, genres: &[String]) -> Result<Self, JudgeError> {
+        let held = genre_files(held_out, genres, 1, "it is the held-out reference")?;
+        let train = genre_files(classifier, genres, 1, "it trains the classifier")?;
+        let genres = held
+            .into_iter()
+            .zip(train)
+            .map(|(held, train)| {
+                let held = held.into_iter().enumerate().map(|(i, path)| (path, Role::HeldOut((i % 2) as u8)));
+                train.into_iter().map(|path| (path, Role::Train)).chain(held).collect()
+            })
+            .collect();
+        Ok(Self { genres })
+    }
+}
+
+/// The audio files of each of `genres` under `root`, sorted by name; each genre folder must hold
+/// at least `minimum` (`why` says what for).
+fn genre_files(root: &Path, genres: &[String], minimum: usize, why: &str) -> Result<Vec<Vec<PathBuf>>, JudgeError> {
     genres
         .iter()
         .map(|genre| {
@@ -60,10 +109,9 @@ pub fn reference_tracks(root: &Path, genres: &[String]) -> Result<Vec<Vec<PathBu
                 })
                 .collect();
             files.sort();
-            if files.len() < 2 {
+            if files.len() < minimum {
                 return Err(JudgeError::Reference(format!(
-                    "{} holds {} audio file(s): each genre needs at least 2 tracks (one trains the classifier, \
-                     one is held out)",
+                    "{} holds {} audio file(s): each genre needs at least {minimum} ({why})",
                     dir.display(),
                     files.len()
                 )));
@@ -78,22 +126,22 @@ pub fn reference_tracks(root: &Path, genres: &[String]) -> Result<Vec<Vec<PathBu
 /// shorter than one excerpt gives none and is reported). Files that cannot be decoded are errors:
 /// a reference must be what the user says it is.
 pub fn load_excerpts(
-    tracks: &[Vec<PathBuf>],
+    tracks: &ReferenceTracks,
     sample_rate: u32,
     excerpt_samples: usize,
     max_per_track: usize,
 ) -> Result<Vec<Excerpt>, JudgeError> {
-    let jobs: Vec<(usize, usize, &PathBuf)> = tracks
+    let jobs: Vec<(usize, Role, &PathBuf)> = tracks
+        .genres
         .iter()
         .enumerate()
-        .flat_map(|(genre, files)| files.iter().enumerate().map(move |(i, path)| (genre, i, path)))
+        .flat_map(|(genre, files)| files.iter().map(move |(path, role)| (genre, *role, path)))
         .collect();
     let loaded: Vec<Vec<Excerpt>> = jobs
         .par_iter()
-        .map(|&(genre, index, path)| {
+        .map(|&(genre, role, path)| {
             let samples =
                 load_mono(path, sample_rate).map_err(|e| JudgeError::Reference(format!("{}: {e}", path.display())))?;
-            let role = if index % 2 == 0 { Role::Train } else { Role::HeldOut(((index / 2) % 2) as u8) };
             let available = samples.len() / excerpt_samples.max(1);
             if available == 0 {
                 tracing::warn!(path = %path.display(), "shorter than one excerpt: not used");
@@ -111,20 +159,84 @@ pub fn load_excerpts(
         })
         .collect::<Result<_, JudgeError>>()?;
     let excerpts: Vec<Excerpt> = loaded.into_iter().flatten().collect();
-    for (genre, _) in tracks.iter().enumerate() {
+    for (genre, files) in tracks.genres.iter().enumerate() {
         for (role, name) in [(false, "training"), (true, "held-out")] {
             let count =
                 excerpts.iter().filter(|e| e.genre == genre && matches!(e.role, Role::HeldOut(_)) == role).count();
             if count == 0 {
                 return Err(JudgeError::Reference(format!(
                     "genre {} has no {name} excerpt: its tracks are shorter than one excerpt",
-                    tracks[genre]
-                        .first()
-                        .and_then(|p| p.parent())
+                    files
+                        .iter()
+                        .find(|(_, r)| matches!(r, Role::HeldOut(_)) == role)
+                        .and_then(|(p, _)| p.parent())
                         .map_or_else(String::new, |p| p.display().to_string())
                 )));
             }
         }
     }
     Ok(excerpts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `root/<genre>/<name>` for each name (empty files: roles depend on names, not contents).
+    fn folder(root: &Path, genre: &str, names: &[&str]) {
+        std::fs::create_dir_all(root.join(genre)).expect("mkdir");
+        for name in names {
+            std::fs::write(root.join(genre).join(name), b"").expect("write");
+        }
+    }
+
+    fn roles(tracks: &ReferenceTracks, genre: usize) -> Vec<(String, Role)> {
+        tracks.genres[genre]
+            .iter()
+            .map(|(path, role)| (path.file_name().expect("name").to_string_lossy().into_owned(), *role))
+            .collect()
+    }
+
+    #[test]
+    fn one_folder_alternates_training_and_held_out_tracks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        folder(dir.path(), "cn", &["d.ogg", "a.wav", "c.flac", "b.mp3", "notes.txt"]);
+        folder(dir.path(), "edm", &["x.opus", "y.m4a"]);
+        let tracks = ReferenceTracks::split(dir.path(), &["cn".into(), "edm".into()]).expect("reference");
+        let held = |half| Role::HeldOut(half);
+        assert_eq!(
+            roles(&tracks, 0),
+            [
+                ("a.wav".into(), Role::Train),
+                ("b.mp3".into(), held(0)),
+                ("c.flac".into(), Role::Train),
+                ("d.ogg".into(), held(1))
+            ]
+        );
+        assert_eq!(roles(&tracks, 1), [("x.opus".into(), Role::Train), ("y.m4a".into(), held(0))]);
+        folder(dir.path(), "rock", &["only.wav"]);
+        let message = ReferenceTracks::split(dir.path(), &["rock".into()]).expect_err("one track").to_string();
+        assert!(message.contains("at least 2"), "{message}");
+    }
+
+    #[test]
+    fn a_classifier_folder_leaves_every_reference_track_held_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (held, train) = (dir.path().join("held"), dir.path().join("train"));
+        folder(&held, "cn", &["h1.ogg"]);
+        folder(&held, "edm", &["e1.ogg", "e2.ogg", "e3.ogg"]);
+        folder(&train, "cn", &["t1.ogg", "t2.ogg"]);
+        folder(&train, "edm", &["t3.ogg"]);
+        let genres = ["cn".to_string(), "edm".to_string()];
+        let tracks = ReferenceTracks::separate(&held, &train, &genres).expect("reference");
+        assert_eq!(
+            roles(&tracks, 0),
+            [("t1.ogg".into(), Role::Train), ("t2.ogg".into(), Role::Train), ("h1.ogg".into(), Role::HeldOut(0))]
+        );
+        let edm: Vec<Role> = roles(&tracks, 1).into_iter().map(|(_, role)| role).collect();
+        assert_eq!(edm, [Role::Train, Role::HeldOut(0), Role::HeldOut(1), Role::HeldOut(0)]);
+        std::fs::remove_file(train.join("edm/t3.ogg")).expect("remove");
+        let message = ReferenceTracks::separate(&held, &train, &genres).expect_err("no classifier track").to_string();
+        assert!(message.contains("trains the classifier"), "{message}");
+    }
 }
