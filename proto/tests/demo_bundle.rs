@@ -20,7 +20,8 @@ fn demo_bundle_loads_with_the_services_checks() {
     let bundle = Manifest::load(&dir).unwrap_or_else(|error| panic!("{} does not load: {error}", dir.display()));
     let manifest = &bundle.manifest;
     assert_eq!(manifest.name, "demo");
-    assert_eq!(manifest.genres, ["cn", "cn_edm", "edm", "orchestral"], "the synthetic corpus's genres, in order");
+    assert_eq!(manifest.genres, ["cn", "edm", "orchestral", "rock"], "the Debian recipe's genres, in order");
+    assert!(bundle.latent_bank.is_some(), "the demo generates from its latent bank by default");
     assert!(
         bundle.decoder_bytes.len() <= MAX_DECODER_BYTES,
         "decoder.onnx is {} bytes, over the {MAX_DECODER_BYTES}-byte budget",

@@ -72,7 +72,7 @@ async fn demo_clips_do_not_depend_on_what_they_are_batched_with() {
     })
     .await;
     let service = test::init_service(app(state.clone())).await;
-    let target = "/generate?blend=cn_edm&seed=11&seconds=10&format=npy";
+    let target = "/generate?blend=rock&seed=11&seconds=10&format=npy";
     let alone = test::read_body(test::call_service(&service, TestRequest::get().uri(target).to_request()).await).await;
     let mut uris: Vec<String> =
         (0..7).map(|i| format!("/generate?blend=edm:{i},orchestral:1&seed={i}&seconds=8&format=npy")).collect();
