@@ -12,7 +12,7 @@
 #   OUT/bin/melfuse-serve
 #   OUT/lib/libonnxruntime.so -> libonnxruntime.so.<version>  (the ORT_DYLIB_PATH of the image)
 #   OUT/lib/libonnxruntime_providers_{shared,cuda}.so          (--gpu only)
-#   OUT/models/demo/{manifest.json,decoder.onnx,preview.png}   (the bundled demo model)
+#   OUT/models/demo/{manifest.json,decoder.onnx,latent_bank.bin,preview.png,CREDITS.md}  (demo)
 #
 # Needs a Rust toolchain, Python 3 with venv, and network access to crates.io and PyPI.
 set -euo pipefail
@@ -78,7 +78,9 @@ if [ "$variant" = gpu ]; then
         cp "$capi/$provider" "$out/lib/"
     done
 fi
-for file in manifest.json decoder.onnx preview.png; do
+# The latent bank is part of the bundle (the manifest hashes it); CREDITS.md is the attribution its
+# training music's licences require wherever the bundle is distributed.
+for file in manifest.json decoder.onnx latent_bank.bin preview.png CREDITS.md; do
     if [ -f "$demo/$file" ]; then cp "$demo/$file" "$out/models/demo/"; fi
 done
 
