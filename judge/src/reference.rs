@@ -16,15 +16,12 @@
 
 use std::path::{Path, PathBuf};
 
+use melfuse_audio::decode::AUDIO_EXTENSIONS;
 use melfuse_audio::load::load_mono;
 use melfuse_audio::segment::evenly_spaced;
 use rayon::prelude::*;
 
 use crate::JudgeError;
-
-/// Extensions read from a genre folder: every format `melfuse-audio` decodes.
-pub const AUDIO_EXTENSIONS: [&str; 15] =
-    ["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "caf", "webm", "mka"];
 
 /// What an excerpt is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

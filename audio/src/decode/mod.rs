@@ -56,6 +56,13 @@ impl DecodedAudio {
 /// so that caches built from older output are rebuilt.
 pub const DECODER_REVISION: u32 = 2;
 
+/// File extensions (lower case, no dot) of the containers this module reads: what a folder of
+/// music is scanned for (`prepare`'s default `extensions`, the judge's reference folders).
+pub const AUDIO_EXTENSIONS: [&str; 17] = [
+    "wav", "wave", "flac", "ogg", "oga", "mp3", "opus", "webm", "mka", "m4a", "mp4", "aac", "alac", "aif", "aiff",
+    "aifc", "caf",
+];
+
 /// Fraction of packets that may fail to decode (and be skipped) before the
 /// whole stream is declared corrupt.
 pub const MAX_BAD_PACKET_FRACTION: f64 = 0.10;

@@ -26,6 +26,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melfuse_audio::atomic_file::write_atomically;
+use melfuse_audio::decode::AUDIO_EXTENSIONS;
 use melfuse_audio::load::{for_each_segment, SegmentError};
 use melfuse_audio::{AudioError, MelSpectrogram, SignalConfig};
 use rayon::prelude::*;
@@ -88,12 +89,8 @@ impl Default for PrepareConfig {
             split_seed: 0,
             segments_per_shard: 256,
             db_range: DbRangeSettings::default(),
-            extensions: [
-                "wav", "wave", "flac", "ogg", "oga", "mp3", "opus", "webm", "mka", "m4a", "mp4", "aac", "alac", "aif",
-                "aiff", "aifc", "caf", "wma",
-            ]
-            .map(String::from)
-            .to_vec(),
+            // The decoder's formats, then `wma` on purpose: reported as skipped, not silently ignored.
+            extensions: AUDIO_EXTENSIONS.iter().chain(&["wma"]).map(|e| e.to_string()).collect(),
             min_track_seconds: 0.0,
             min_segment_rms_dbfs: None,
         }
@@ -386,12 +383,11 @@ fn process_file(
             let format = summary.info.format_label();
             let seconds = summary.samples as f64 / rate;
             match writer {
-                Some(out) => {
+                Some(mut out) => {
                     if let Some(reason) = loudness::exclusion(seconds, config.min_track_seconds) {
                         discard(Some(out));
                         return Ok(FileResult::Excluded { reason, format, quiet });
                     }
-                    let mut out = out;
                     std::io::Write::flush(&mut out).map_err(io_error("write", staging))?;
                     Ok(FileResult::Track { seconds, starts, format, quiet })
                 }
