@@ -35,10 +35,14 @@ impl DbRange {
         self.db_ceiling - self.db_floor
     }
 
+    /// One dB value → `[0, 1]`, clipping outside the range.
+    pub fn normalize_value(&self, db: f32) -> f32 {
+        (db.clamp(self.db_floor, self.db_ceiling) - self.db_floor) / self.span()
+    }
+
     /// dB → `[0, 1]`, clipping outside the range.
     pub fn normalize(&self, db: &Array2<f32>) -> Array2<f32> {
-        let span = self.span();
-        db.mapv(|v| (v.clamp(self.db_floor, self.db_ceiling) - self.db_floor) / span)
+        db.mapv(|v| self.normalize_value(v))
     }
 
     /// `[0, 1]` → dB; values outside `[0, 1]` are clipped first, so a decoder

@@ -28,8 +28,8 @@
 //!    (unknown package, path not in the package, member not in the archive...): one line each,
 //!    all collected, the good files kept. The command exits non-zero when any row failed.
 //!
-//! The downloaded `.deb` files stay in the download folder (≈4.6 GB for the full recipe, see
-//! `notes/issue12.md` for measured sizes and times), so a damaged file is restored without the
+//! The downloaded `.deb` files stay in the download folder (≈4.6 GB for the full recipe, 23
+//! packages, fetched in ≈7 min here), so a damaged file is restored without the
 //! network; delete the folder once the corpus is complete to get the space back.
 
 mod args;

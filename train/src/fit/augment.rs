@@ -1,7 +1,7 @@
 //! Segment-level augmentation in the mel domain that keeps a genre's identity, applied to
-//! training batches only (validation sees the data as it is). Off by default: nothing here has
-//! been measured on the judge yet (see `notes/issue12.md`); turn it on with `[augment]` in
-//! `fit.toml` or the `--augment-*` flags. Per row, with values drawn uniformly from a ChaCha
+//! training batches only (validation sees the data as it is). Off by default and not yet ablated
+//! on the judge (the demo uses gain and shift, `models/demo/fit.toml`); turn it on with
+//! `[augment]` in `fit.toml` or the `--augment-*` flags. Per row, with values drawn uniformly from a ChaCha
 //! stream seeded with `(seed, step)` (so `--resume` reproduces them):
 //!
 //! - **gain**: `±gain_db` dB added to the dB mel *before* clipping to the dB range — exactly what
@@ -200,9 +200,8 @@ pub fn read_train_batch(
         if change.pitch_ratio != 1.0 {
             apply_pitch(db, n_mels, frames, &pitch_source_bands(cache.signal(), change.pitch_ratio));
         }
-        let span = range.span();
         for v in db.iter_mut() {
-            *v = ((*v + change.gain_db).clamp(range.db_floor, range.db_ceiling) - range.db_floor) / span;
+            *v = range.normalize_value(*v + change.gain_db);
         }
         genres[row * n_genres + entry.genre] = 1.0;
     }

@@ -516,9 +516,8 @@ impl Cache {
         out: &mut [f32],
     ) -> Result<(), CacheError> {
         self.segment_db_into(split, i, out)?;
-        let span = range.span();
         for v in out.iter_mut() {
-            *v = (v.clamp(range.db_floor, range.db_ceiling) - range.db_floor) / span;
+            *v = range.normalize_value(*v);
         }
         Ok(())
     }
