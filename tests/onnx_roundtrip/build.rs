@@ -1,6 +1,6 @@
 //! Builds a small melfuse decoder with a fixed seed, saves its burn record, exports it to ONNX with
-//! the project's own writer (`melfuse_train::export::decoder_graph`, the code `melfuse-train
-//! export` runs) at several opsets, and turns each ONNX file into Rust with burn-onnx's importer
+//! the project's own writer (`melfuse_models::decoder_graph`, the code `melfuse-train export`
+//! runs) at several opsets, and turns each ONNX file into Rust with burn-onnx's importer
 //! (`ModelGen`). The tests then compare the imported models with the original burn decoder.
 
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn_onnx::{LoadStrategy, ModelGen};
+use melfuse_models::decoder_graph::{decoder_to_onnx, DecoderShape};
 use melfuse_models::Decoder;
-use melfuse_train::export::decoder_graph::{decoder_to_onnx, DecoderShape};
 
 #[path = "src/spec.rs"]
 mod spec;

@@ -9,7 +9,7 @@
 //! nothing with ONNX Runtime — at the lowest, default and highest opset the writer supports.
 //!
 //! `build.rs` builds a small decoder ([`spec`]) with random weights and random BatchNorm
-//! statistics, saves its burn record, exports it with `melfuse_train::export::decoder_graph`
+//! statistics, saves its burn record, exports it with `melfuse_models::decoder_graph`
 //! and runs `burn_onnx::ModelGen` on each ONNX file; the modules below include the generated code.
 
 pub mod spec;

@@ -1,5 +1,5 @@
 //! `melfuse-train export RUN_DIR --out models/NAME`: a trained run as a model bundle the service
-//! loads — `decoder.onnx` (see [`decoder_graph`]), `manifest.json` (every field DESIGN.md lists,
+//! loads — `decoder.onnx` (written by [`melfuse_models::decoder_graph`]), `manifest.json` (every field DESIGN.md lists,
 //! validated by reading the bundle back with `Manifest::load`) and `preview.png` (one generated
 //! spectrogram per genre, decoded from its centroid, top to bottom in genre order) and
 //! `latent_bank.bin` (the training codes the default `bank` sampler draws from, see [`bank`];
@@ -10,7 +10,6 @@
 //! carries its judge table.
 
 pub mod bank;
-pub mod decoder_graph;
 pub mod triton;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::spectrogram_image::render_spectrogram;
+use melfuse_models::decoder_graph::{decoder_to_onnx, DecoderGraphError, DecoderShape};
 use melfuse_models::Vae;
 use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
@@ -34,7 +34,6 @@ use crate::fit::run_dir::metrics_path;
 use crate::fit::{FitError, RunInfo};
 use crate::prepare::cache::{Cache, CacheError};
 use crate::prepare::split::Split;
-use decoder_graph::{decoder_to_onnx, DecoderGraphError, DecoderShape};
 use triton::{write_repository, TritonArgs, TritonError, TritonRepository};
 
 /// The manifest file of a bundle.

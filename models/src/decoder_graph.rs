@@ -1,19 +1,33 @@
 //! The trained burn decoder as an ONNX graph (`decoder.onnx`): inputs `z: [batch, Z]` and
 //! `genre: [batch, G]`, output `mel: [batch, 1, n_mels, frames]` in normalised units, batch dynamic.
 //!
-//! The graph mirrors `melfuse_models::Decoder::forward` operator for operator. Every
+//! The graph mirrors [`Decoder::forward`] operator for operator. Every
 //! `conv → BatchNorm` pair (the 1×1 expansion, both 3×3 convolutions of each upsampling block and
 //! every projection shortcut) is folded into one `Conv` at export, since inference-mode BatchNorm
 //! is a fixed per-channel affine map; nothing else is fused. Operators used: Concat, Gemm, Reshape,
 //! Conv, Relu, Resize (nearest ×2), Add, Sigmoid.
+//!
+//! # Why here, behind the `onnx` feature
+//!
+//! It must change whenever [`Decoder::forward`] does, so it lives beside it. It writes
+//! through `melfuse-proto`'s [`GraphBuilder`] (prost messages), which is why it sits behind this
+//! crate's `onnx` feature: by default `melfuse-models` stays free of protobuf, and
+//! `melfuse-proto` stays free of burn — which matters, since `melfuse-serve` depends on proto and
+//! a burn feature there would be unified into the service's build in every workspace build.
+//! `melfuse-train export` and `tests/onnx_roundtrip`'s build script turn the feature on; the
+//! latter so no longer compiles the trainer before it can generate code.
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
-use melfuse_models::{Decoder, Projection, UpBlock};
 use melfuse_proto::manifest::{INPUT_GENRE, INPUT_Z, OUTPUT_MEL};
 use melfuse_proto::onnx::{self as onnx, DataType, Dim, GraphBuilder, GraphError};
+
+use crate::{Decoder, Projection, UpBlock};
+
+/// The ONNX `producer_name` of the exported decoder: the command users run to make it.
+pub const PRODUCER: &str = "melfuse-train";
 
 /// Why the decoder could not be written as ONNX.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +58,12 @@ pub struct DecoderShape {
     pub frames: usize,
 }
 
-/// Serialised ONNX model of `decoder` (which must be in inference mode, e.g. from
-/// `fit::checkpoint::load_model`) at the given opset.
+/// Serialised ONNX model of `decoder` (which must be in inference mode: [`burn::module::Module::valid`],
+/// as `melfuse-train`'s checkpoint loader returns it) at the given opset.
 pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Result<Vec<u8>, DecoderGraphError> {
     let mut graph = GraphBuilder::new("melfuse_decoder")
         .with_opset(opset)?
-        .with_producer("melfuse-train", env!("CARGO_PKG_VERSION"))
+        .with_producer(PRODUCER, env!("CARGO_PKG_VERSION"))
         .with_doc_string("melfuse genre-conditioned VAE decoder: mel = decoder(z, genre), values in [0, 1]");
     let batch = Dim::from(melfuse_proto::manifest::BATCH_AXIS);
     let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), Dim::from(shape.latent_dim)])?;
