@@ -25,6 +25,16 @@ impl FileError {
     }
 }
 
+/// Writes `bytes` to `path` atomically (`melfuse_audio::atomic_file::write_atomically`: a
+/// temporary file renamed over it, so a crash leaves the old file or the new one, never half of
+/// one), as the trainer's file error.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    melfuse_audio::atomic_file::write_atomically(path, bytes).map_err(|error| match error {
+        melfuse_audio::AudioError::Io { source, .. } => FileError::new("write", path, source),
+        other => FileError::new("write", path, std::io::Error::other(other.to_string())),
+    })
+}
+
 /// A `map_err` adapter: `std::fs::read(path).map_err(io_error("read", path))?`.
 pub fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FileError + 'a {
     move |source| FileError::new(action, path, source)
@@ -41,6 +51,18 @@ mod tests {
         let error = missing.expect_err("no such file");
         assert_eq!(error.action, "read");
         assert!(error.to_string().starts_with("cannot read /x/run.json: "), "{error}");
+        assert_eq!(error.source.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_write_is_atomic_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("run.json");
+        write_file(&path, b"{}").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read back"), b"{}");
+        let missing = dir.path().join("no-such-folder").join("run.json");
+        let error = write_file(&missing, b"{}").expect_err("the folder does not exist");
+        assert!(error.to_string().starts_with(&format!("cannot write {}: ", missing.display())), "{error}");
         assert_eq!(error.source.kind(), std::io::ErrorKind::NotFound);
     }
 }

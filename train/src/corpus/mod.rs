@@ -38,7 +38,7 @@ pub mod debian;
 pub mod manifest;
 pub mod tsv;
 
-use crate::file_error::{io_error, FileError};
+use crate::file_error::{io_error, write_file, FileError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{IsTerminal, Read, Write};
@@ -46,7 +46,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use melfuse_audio::atomic_file::write_atomically;
 use sha2::{Digest, Sha256};
 
 pub use args::CorpusArgs;
@@ -107,15 +106,6 @@ pub enum CorpusError {
     /// A file-system operation failed.
     #[error(transparent)]
     Io(#[from] FileError),
-    /// The manifest or credits could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: melfuse_audio::AudioError,
-    },
     /// The manifest could not be serialised.
     #[error("cannot serialise the manifest: {0}")]
     Json(#[from] serde_json::Error),
@@ -207,7 +197,7 @@ impl fmt::Display for CorpusOutcome {
 
 /// Copies `reader` to `dest` through a hidden partial file and a rename; returns the SHA-256 and
 /// the size.
-fn write_file(mut reader: impl Read, dest: &Path) -> Result<(String, u64), std::io::Error> {
+fn copy_hashed(mut reader: impl Read, dest: &Path) -> Result<(String, u64), std::io::Error> {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let partial = dest.with_file_name(format!(".{name}.partial"));
     let mut file = std::fs::File::create(&partial)?;
@@ -238,14 +228,14 @@ fn copy_track(row: &RecipeRow, work: &Path, dest: &Path) -> Result<(String, u64)
     match &row.member {
         None => {
             let file = std::fs::File::open(&source).map_err(|e| format!("cannot read {}: {e}", row.path))?;
-            write_file(file, dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
+            copy_hashed(file, dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
         }
         Some(member) => {
             let file = std::fs::File::open(&source).map_err(|e| format!("cannot read {}: {e}", row.path))?;
             let mut archive =
                 zip::ZipArchive::new(file).map_err(|e| format!("{} is not a readable zip archive: {e}", row.path))?;
             let entry = archive.by_name(member).map_err(|e| format!("{member} is not in {}: {e}", row.path))?;
-            write_file(entry, dest).map_err(|e| format!("cannot extract {member} to {}: {e}", dest.display()))
+            copy_hashed(entry, dest).map_err(|e| format!("cannot extract {member} to {}: {e}", dest.display()))
         }
     }
 }
@@ -349,7 +339,7 @@ fn write_manifest(manifest: &CorpusManifest, out: &Path) -> Result<(), CorpusErr
     let mut json = serde_json::to_string_pretty(manifest)?;
     json.push('\n');
     let path = out.join(MANIFEST_FILE);
-    write_atomically(&path, json.as_bytes()).map_err(|source| CorpusError::Write { path, source })
+    Ok(write_file(&path, json.as_bytes())?)
 }
 
 /// Marks every entry whose content equals an earlier one's (by file name) as its duplicate and
@@ -486,7 +476,7 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
             let dir = out.join(COPYRIGHT_DIR);
             std::fs::create_dir_all(&dir).map_err(io_error("create folder", &dir))?;
             let path = dir.join(package);
-            write_atomically(&path, text.as_bytes()).map_err(|source| CorpusError::Write { path, source })?;
+            write_file(&path, text.as_bytes())?;
         }
         for (row, name) in &package_rows {
             let dest = out.join(name);
@@ -519,8 +509,7 @@ pub fn build_corpus(options: &CorpusOptions) -> Result<CorpusOutcome, CorpusErro
     manifest.files = entries.into_values().collect();
     write_manifest(&manifest, out)?;
     let credits_path = out.join(CREDITS_FILE);
-    write_atomically(&credits_path, render_credits(&manifest).as_bytes())
-        .map_err(|source| CorpusError::Write { path: credits_path, source })?;
+    write_file(&credits_path, render_credits(&manifest).as_bytes())?;
     for entry in &manifest.files {
         if let Some(of) = &entry.duplicate_of {
             outcome.duplicates.push((entry.file.clone(), of.clone()));

@@ -256,8 +256,7 @@ pub fn run_sampler(
     let mut json =
         serde_json::to_string_pretty(&report).map_err(|source| FitError::Json { path: path.clone(), source })?;
     json.push('\n');
-    melfuse_audio::atomic_file::write_atomically(&path, json.as_bytes())
-        .map_err(|source| FitError::Write { path, source })?;
+    crate::file_error::write_file(&path, json.as_bytes())?;
     Ok(if config.sampling.is_default() {
         BatchSampler::new(pool, config.batch_size, config.seed)
     } else {

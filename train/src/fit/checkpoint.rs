@@ -11,14 +11,13 @@
 //! tries it first and falls back to the newest checkpoint that loads when it is missing, corrupt
 //! or names a broken checkpoint. Old checkpoints are pruned only after `latest` moved on.
 
-use crate::file_error::{io_error, FileError};
+use crate::file_error::{io_error, write_file, FileError};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
-use melfuse_audio::atomic_file::write_atomically;
 use melfuse_models::Vae;
 use melfuse_proto::manifest::sha256_hex;
 use serde::{Deserialize, Serialize};
@@ -74,7 +73,7 @@ fn file(dir: &Path, step: u64, suffix: &str) -> PathBuf {
 }
 
 fn write(path: PathBuf, bytes: &[u8]) -> Result<(), FitError> {
-    write_atomically(&path, bytes).map_err(|source| FitError::Write { path, source })
+    Ok(write_file(&path, bytes)?)
 }
 
 fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {

@@ -12,12 +12,11 @@
 //! Lines are appended and flushed one at a time; on `--resume` the lines after the checkpoint's
 //! step are dropped so the log describes exactly one trajectory.
 
-use crate::file_error::{io_error, FileError};
+use crate::file_error::{io_error, write_file, FileError};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use melfuse_audio::atomic_file::write_atomically;
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
@@ -187,8 +186,7 @@ impl MetricsWriter {
         for record in &kept {
             text.push_str(&to_line(record, path)?);
         }
-        write_atomically(path, text.as_bytes())
-            .map_err(|source| FitError::Write { path: path.to_path_buf(), source })?;
+        write_file(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new().append(true).open(path).map_err(io_error("open", path))?;
         Ok(Self { path: path.to_path_buf(), file })
     }

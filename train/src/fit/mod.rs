@@ -180,15 +180,6 @@ pub enum FitError {
     /// A file-system operation failed.
     #[error(transparent)]
     Io(#[from] FileError),
-    /// An atomic write failed.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: melfuse_audio::AudioError,
-    },
     /// A JSON file could not be read or written.
     #[error("invalid JSON in {path}: {source}")]
     Json {

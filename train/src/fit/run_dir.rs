@@ -12,10 +12,9 @@
 //!     latest                    the newest checkpoint's stem, e.g. `step-00001234`
 //! ```
 
-use crate::file_error::io_error;
+use crate::file_error::{io_error, write_file};
 use std::path::{Path, PathBuf};
 
-use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::{DbRange, SignalConfig};
 use melfuse_models::VaeConfig;
 use serde::{Deserialize, Serialize};
@@ -97,7 +96,7 @@ impl RunInfo {
         let mut text =
             serde_json::to_string_pretty(self).map_err(|source| FitError::Json { path: path.clone(), source })?;
         text.push('\n');
-        write_atomically(&path, text.as_bytes()).map_err(|source| FitError::Write { path, source })
+        Ok(write_file(&path, text.as_bytes())?)
     }
 }
 

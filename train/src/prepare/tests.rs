@@ -44,6 +44,24 @@ fn corpus(root: &Path, genres: &[Genre], clips: usize, seconds: f64) -> PathBuf 
     dir
 }
 
+/// A fresh temporary folder with a corpus of `genres` × `clips` 4 s clips in `corpus/`, prepared
+/// with `config` into `cache/`.
+struct Prepared {
+    /// Removes the folder when dropped.
+    dir: tempfile::TempDir,
+    corpus: PathBuf,
+    out: PathBuf,
+    report: PrepareReport,
+}
+
+fn prepared(genres: &[Genre], clips: usize, config: &PrepareConfig) -> Prepared {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let corpus = corpus(dir.path(), genres, clips, 4.0);
+    let out = dir.path().join("cache");
+    let report = built(run(&corpus, &out, config, false).expect("prepare"));
+    Prepared { dir, corpus, out, report }
+}
+
 fn built(outcome: PrepareOutcome) -> PrepareReport {
     match outcome {
         PrepareOutcome::Built(report) => *report,
@@ -64,11 +82,8 @@ fn shard_bytes(cache: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn tracks_never_straddle_the_split_and_the_output_is_deterministic() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let corpus = corpus(dir.path(), &[Genre::Cn, Genre::Edm, Genre::Orchestral], 3, 4.0);
     let config = PrepareConfig { validation_fraction: 0.3, ..small_config() };
-    let out = dir.path().join("cache");
-    built(run(&corpus, &out, &config, false).expect("prepare"));
+    let Prepared { dir, corpus, out, .. } = prepared(&[Genre::Cn, Genre::Edm, Genre::Orchestral], 3, &config);
     let cache = Cache::open(&out).expect("open");
     cache.verify_checksums().expect("checksums");
     assert_eq!(cache.genres(), ["cn", "edm", "orchestral"]);
@@ -158,11 +173,8 @@ fn broken_and_short_files_are_skipped_and_reported() {
 
 #[test]
 fn values_read_back_equal_the_mel_within_f16_precision() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let corpus = corpus(dir.path(), &[Genre::Edm, Genre::Orchestral], 2, 4.0);
     let config = small_config();
-    let out = dir.path().join("cache");
-    run(&corpus, &out, &config, false).expect("prepare");
+    let Prepared { dir: _dir, corpus, out, .. } = prepared(&[Genre::Edm, Genre::Orchestral], 2, &config);
     let cache = Cache::open(&out).expect("open");
     assert_eq!((cache.n_mels(), cache.frames()), (64, config.signal.model_frames()));
     assert_eq!(cache.signal(), &config.signal);
@@ -207,11 +219,8 @@ fn shard_mtimes(cache: &Path) -> Vec<SystemTime> {
 
 #[test]
 fn an_unchanged_corpus_reuses_the_cache_and_a_change_rebuilds_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let corpus = corpus(dir.path(), &[Genre::Cn, Genre::Edm], 2, 4.0);
     let config = small_config();
-    let out = dir.path().join("cache");
-    built(run(&corpus, &out, &config, false).expect("first run"));
+    let Prepared { dir: _dir, corpus, out, .. } = prepared(&[Genre::Cn, Genre::Edm], 2, &config);
     let before = shard_mtimes(&out);
     match run(&corpus, &out, &config, false).expect("second run") {
         PrepareOutcome::UpToDate(index) => assert_eq!(index.genres, ["cn", "edm"]),
@@ -243,11 +252,8 @@ fn an_unchanged_corpus_reuses_the_cache_and_a_change_rebuilds_it() {
 
 #[test]
 fn the_db_range_comes_from_the_training_split() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let corpus = corpus(dir.path(), &[Genre::Cn, Genre::Edm], 3, 4.0);
     let config = small_config();
-    let out = dir.path().join("cache");
-    let report = built(run(&corpus, &out, &config, false).expect("prepare"));
+    let Prepared { dir: _dir, corpus, out, report } = prepared(&[Genre::Cn, Genre::Edm], 3, &config);
     let cache = Cache::open(&out).expect("open");
     let range = cache.db_range();
     assert_eq!(range, report.db_range);
@@ -295,11 +301,8 @@ fn foreign_folders_are_refused_and_empty_corpora_are_clear_errors() {
 
 #[test]
 fn damaged_caches_are_detected_and_rebuilt() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let corpus = corpus(dir.path(), &[Genre::Cn, Genre::Edm], 2, 4.0);
     let config = small_config();
-    let out = dir.path().join("cache");
-    run(&corpus, &out, &config, false).expect("prepare");
+    let Prepared { dir: _dir, corpus, out, .. } = prepared(&[Genre::Cn, Genre::Edm], 2, &config);
     let shard = out.join(shard_file_name(Split::Train, 0));
     let mut bytes = std::fs::read(&shard).expect("read");
     bytes[10] ^= 0xff;
