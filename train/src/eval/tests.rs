@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use melfuse_audio::{DbRange, SignalConfig};
+use melfuse_audio::DbRange;
 use melfuse_models::{Vae, VaeConfig};
 
 use super::centroids::{centroid_separation, CentroidAccumulator, Centroids};
@@ -13,6 +13,7 @@ use super::fonts::{load_font, load_font_from, TextRendering};
 use super::grid::{render_grid, BACKGROUND};
 use super::metrics::{clip_errors, clip_kl};
 use super::*;
+use crate::prepare::tiny::two_second_signal;
 use crate::prepare::{self, PrepareConfig};
 use crate::synth::{write_corpus, Genre, SynthCorpusConfig};
 
@@ -35,20 +36,7 @@ fn tiny_cache(root: &Path, genres: &[(Genre, usize)]) -> Cache {
         write_corpus(&rendered, &config, false).expect("synthetic corpus");
         std::fs::rename(rendered.join(genre.as_str()), corpus.join(genre.as_str())).expect("move genre folder");
     }
-    let config = PrepareConfig {
-        signal: SignalConfig {
-            sample_rate: 22_050,
-            n_fft: 1024,
-            hop_length: 256,
-            n_mels: 64,
-            segment_seconds: 2.0,
-            overlap_seconds: 1.0,
-            frame_multiple: 32,
-            ..Default::default()
-        },
-        validation_fraction: 0.3,
-        ..Default::default()
-    };
+    let config = PrepareConfig { signal: two_second_signal(32), validation_fraction: 0.3, ..Default::default() };
     let out = root.join("cache");
     prepare::run(&corpus, &out, &config, false).expect("prepare");
     Cache::open(&out).expect("open cache")

@@ -6,28 +6,16 @@ use std::time::{Duration, SystemTime};
 
 use melfuse_audio::load::load_mono;
 use melfuse_audio::segment::segment_ranges;
-use melfuse_audio::{MelSpectrogram, SignalConfig};
+use melfuse_audio::MelSpectrogram;
 
 use super::cache::shard_file_name;
+use super::tiny::two_second_signal;
 use super::*;
 use crate::synth::{write_corpus, Genre, SynthCorpusConfig};
 
 /// Small, fast signal: 2 s segments every 1 s, 64 mels, 8-frame multiple.
 fn small_config() -> PrepareConfig {
-    PrepareConfig {
-        signal: SignalConfig {
-            sample_rate: 22_050,
-            n_fft: 1024,
-            hop_length: 256,
-            n_mels: 64,
-            segment_seconds: 2.0,
-            overlap_seconds: 1.0,
-            frame_multiple: 8,
-            ..Default::default()
-        },
-        segments_per_shard: 5,
-        ..Default::default()
-    }
+    PrepareConfig { signal: two_second_signal(8), segments_per_shard: 5, ..Default::default() }
 }
 
 /// A corpus of `genres` with `clips` clips of `seconds` s each.
@@ -69,15 +57,14 @@ fn built(outcome: PrepareOutcome) -> PrepareReport {
     }
 }
 
-fn shard_bytes(cache: &Path) -> Vec<(String, Vec<u8>)> {
+/// Every shard of the cache (training, then validation): file name and path.
+fn shards(cache: &Path) -> Vec<(String, PathBuf)> {
     let index = CacheIndex::read(cache).expect("index");
-    index
-        .train
-        .shards
-        .iter()
-        .chain(&index.validation.shards)
-        .map(|s| (s.file.clone(), std::fs::read(cache.join(&s.file)).expect("shard")))
-        .collect()
+    index.train.shards.iter().chain(&index.validation.shards).map(|s| (s.file.clone(), cache.join(&s.file))).collect()
+}
+
+fn shard_bytes(cache: &Path) -> Vec<(String, Vec<u8>)> {
+    shards(cache).into_iter().map(|(file, path)| (file, std::fs::read(path).expect("shard"))).collect()
 }
 
 #[test]
@@ -207,13 +194,9 @@ fn values_read_back_equal_the_mel_within_f16_precision() {
 }
 
 fn shard_mtimes(cache: &Path) -> Vec<SystemTime> {
-    let index = CacheIndex::read(cache).expect("index");
-    index
-        .train
-        .shards
-        .iter()
-        .chain(&index.validation.shards)
-        .map(|s| std::fs::metadata(cache.join(&s.file)).and_then(|m| m.modified()).expect("mtime"))
+    shards(cache)
+        .into_iter()
+        .map(|(_, path)| std::fs::metadata(path).and_then(|m| m.modified()).expect("mtime"))
         .collect()
 }
 

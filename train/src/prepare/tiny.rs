@@ -48,3 +48,19 @@ pub fn tiny_cache(root: &Path, clips_per_genre: usize, validation_fraction: f64)
     run(&corpus, &cache, &tiny_prepare_config(validation_fraction), false)?;
     Ok(cache)
 }
+
+/// The unit tests' larger signal: 22.05 kHz, 64 mels, 2 s segments every 1 s, frames a multiple
+/// of `frame_multiple`.
+#[cfg(test)]
+pub(crate) fn two_second_signal(frame_multiple: usize) -> melfuse_audio::SignalConfig {
+    melfuse_audio::SignalConfig {
+        sample_rate: 22_050,
+        n_fft: 1024,
+        hop_length: 256,
+        n_mels: 64,
+        segment_seconds: 2.0,
+        overlap_seconds: 1.0,
+        frame_multiple,
+        ..Default::default()
+    }
+}
