@@ -5,9 +5,7 @@
 #
 #   deploy/build-serve.sh [--gpu] OUT
 #
-# Builds melfuse-serve (release, --locked; MELFUSE_SERVE_PROFILE=NAME builds another cargo
-# profile — deploy/validate uses `test`, whose dependencies the test build has mostly compiled),
-# installs the pinned ONNX Runtime wheel from PyPI
+# Builds melfuse-serve (release, --locked), installs the pinned ONNX Runtime wheel from PyPI
 # (serve/onnxruntime; --gpu: onnxruntime-gpu, whose CUDA execution provider needs the CUDA and
 # cuDNN libraries of the runtime image) and stages everything the runtime image holds:
 #
@@ -26,7 +24,7 @@ if [ "${1:-}" = "--gpu" ]; then
     shift
 fi
 if [ $# -ne 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
 mkdir -p "$1"
@@ -43,17 +41,11 @@ for file in manifest.json decoder.onnx; do
 done
 
 # 2. The service, with the locked dependencies.
-profile=${MELFUSE_SERVE_PROFILE:-release}
-step "building melfuse-serve ($profile, --locked)"
-cargo build --profile "$profile" --locked -p melfuse-serve --manifest-path "$root/Cargo.toml"
+step "building melfuse-serve (release, --locked)"
+cargo build --release --locked -p melfuse-serve --manifest-path "$root/Cargo.toml"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-# cargo's output folder of a profile: dev and test share `debug`.
-case "$profile" in
-    dev | test) profile_dir=debug ;;
-    *) profile_dir=$profile ;;
-esac
-binary="$target_dir/$profile_dir/melfuse-serve"
+binary="$target_dir/release/melfuse-serve"
 
 # 3. ONNX Runtime: the pinned wheel's shared libraries, nothing of its Python API.
 flag=()
