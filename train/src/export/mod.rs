@@ -64,10 +64,6 @@ pub struct ExportArgs {
     /// samples from the prior only).
     #[arg(long, default_value_t = bank::DEFAULT_BANK_PER_GENRE)]
     pub bank_per_genre: usize,
-    /// Shortest stretch of one track the bank keeps, in seconds (a clip this long walks along one
-    /// track); above it the bound is shared equally among all of a genre's tracks.
-    #[arg(long, default_value_t = bank::DEFAULT_BANK_RUN_SECONDS)]
-    pub bank_run_seconds: f32,
     /// The optional Triton model repository.
     #[command(flatten)]
     pub triton: TritonArgs,
@@ -133,12 +129,6 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
             detail: format!("{} is outside {SUPPORTED_OPSETS:?}", args.opset),
         });
     }
-    if !(args.bank_run_seconds.is_finite() && args.bank_run_seconds >= 0.0) {
-        return Err(ExportError::InvalidSetting {
-            name: "bank-run-seconds",
-            detail: format!("{} must be a length in seconds, 0 or more", args.bank_run_seconds),
-        });
-    }
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
@@ -169,13 +159,7 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
 
     let latent_bank = if args.bank_per_genre > 0 {
         crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
-        let signal = cache.signal();
-        let min_run = bank::segments_for_seconds(
-            args.bank_run_seconds,
-            signal.segment_seconds,
-            signal.segment_seconds - signal.overlap_seconds,
-        );
-        let codes = Evaluator::new(&model, &cache, &device).latent_bank(args.bank_per_genre, min_run)?;
+        let codes = Evaluator::new(&model, &cache, &device).latent_bank(args.bank_per_genre)?;
         let (info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
         write_atomically(&args.out.join(&info.file), &bytes)?;
         Some(info)
