@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, Linear};
@@ -71,7 +71,14 @@ impl Profile {
 
     /// A convolution: forward, input gradient alone, weight gradient alone.
     fn conv(&mut self, conv: &Conv2d, input: &Tensor<4>) -> Tensor<4> {
-        let frozen = conv.clone().set_require_grad(false);
+        // A separate copy with fresh parameters: `set_require_grad(false)` on a clone would freeze
+        // the parameters it shares with `conv` (and the model) too.
+        let frozen = Conv2d {
+            weight: Param::from_tensor(conv.weight.val().detach()),
+            bias: conv.bias.as_ref().map(|bias| Param::from_tensor(bias.val().detach())),
+            ..conv.clone()
+        }
+        .set_require_grad(false);
         self.time("conv forward", || timed(|| conv.forward(input.clone().detach())).1);
         self.time("conv backward: input gradient", || {
             let output = frozen.forward(input.clone().detach().require_grad()).sum();
