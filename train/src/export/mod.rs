@@ -1,10 +1,10 @@
 //! `melfuse-train export RUN_DIR --out models/NAME`: a trained run as a model bundle the service
-//! loads — `decoder.onnx` (written by [`melfuse_models::decoder_graph`]), `manifest.json` (every field DESIGN.md lists,
-//! validated by reading the bundle back with `Manifest::load`) and `preview.png` (one generated
-//! spectrogram per genre, decoded from its centroid, top to bottom in genre order) and
-//! `latent_bank.bin` (the training codes the default `bank` sampler draws from, see [`bank`];
-//! `--bank-per-genre 0` leaves it out). With `--triton DIR` it also writes the decoder as an
-//! NVIDIA Triton model repository (see [`triton`]).
+//! loads — `decoder.onnx` (written by [`melfuse_models::decoder_graph`]), `manifest.json` (every
+//! field DESIGN.md lists, validated by reading the bundle back with `Manifest::load`) and
+//! `preview.png` (one generated spectrogram per genre, decoded from its centroid, top to bottom in
+//! genre order) and `latent_bank.bin` (the training codes the default `bank` sampler draws from,
+//! see [`bank`]; `--bank-per-genre 0` leaves it out). With `--triton DIR` it also writes the
+//! decoder as an NVIDIA Triton model repository (see [`triton`]).
 //!
 //! What a bundle generates is measured by `melfuse-judge` (crate `judge/`); a bundle's README
 //! carries its judge table.

@@ -72,10 +72,6 @@ fn file(dir: &Path, step: u64, suffix: &str) -> PathBuf {
     dir.join(format!("{}.{suffix}", checkpoint_stem(step)))
 }
 
-fn write(path: PathBuf, bytes: &[u8]) -> Result<(), FitError> {
-    Ok(write_file(&path, bytes)?)
-}
-
 fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
     FitError::Record { path: path.to_path_buf(), detail: error.to_string() }
 }
@@ -118,13 +114,13 @@ pub fn save(
     let optimizer_bytes = optimizer.to_record().into_bytes().map_err(|e| record_error(&optimizer_path, e))?;
     state.model_sha256 = sha256_hex(&model_bytes);
     state.optimizer_sha256 = sha256_hex(&optimizer_bytes);
-    write(model_path, &model_bytes)?;
-    write(optimizer_path, &optimizer_bytes)?;
+    write_file(&model_path, &model_bytes)?;
+    write_file(&optimizer_path, &optimizer_bytes)?;
     let state_path = file(dir, step, STATE_SUFFIX);
     let json =
         serde_json::to_vec_pretty(&state).map_err(|source| FitError::Json { path: state_path.clone(), source })?;
-    write(state_path, &json)?;
-    write(dir.join(LATEST_FILE), format!("{}\n", checkpoint_stem(step)).as_bytes())?;
+    write_file(&state_path, &json)?;
+    write_file(&dir.join(LATEST_FILE), format!("{}\n", checkpoint_stem(step)).as_bytes())?;
     if let Ok(handle) = std::fs::File::open(dir) {
         // Make the renames durable; a failure here only weakens durability, never correctness.
         let _ = handle.sync_all();
