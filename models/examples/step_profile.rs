@@ -34,6 +34,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::Distribution;
 use melfuse_models::block::upsample_nearest_2x;
+use melfuse_models::kernels::{batch_norm, conv2d};
 use melfuse_models::{BasicBlock, Projection, UpBlock, Vae, VaeConfig, VaeLossConfig, VaeOutput};
 
 /// Milliseconds per step, by row of the table.
@@ -79,20 +80,20 @@ impl Profile {
             ..conv.clone()
         }
         .set_require_grad(false);
-        self.time("conv forward", || timed(|| conv.forward(input.clone().detach())).1);
+        self.time("conv forward", || timed(|| conv2d(conv, input.clone().detach())).1);
         self.time("conv backward: input gradient", || {
-            let output = frozen.forward(input.clone().detach().require_grad()).sum();
+            let output = conv2d(&frozen, input.clone().detach().require_grad()).sum();
             timed(|| output.backward()).1
         });
         self.time("conv backward: weight gradient", || {
-            let output = conv.forward(input.clone().detach()).sum();
+            let output = conv2d(conv, input.clone().detach()).sum();
             timed(|| output.backward()).1
         });
-        conv.forward(input.clone().detach()).detach()
+        conv2d(conv, input.clone().detach()).detach()
     }
 
     fn batch_norm(&mut self, norm: &BatchNorm, input: &Tensor<4>) -> Tensor<4> {
-        self.forward_backward("batch norm forward", "batch norm backward", input, |x| norm.forward(x))
+        self.forward_backward("batch norm forward", "batch norm backward", input, |x| batch_norm(norm, x))
     }
 
     fn relu(&mut self, input: &Tensor<4>) -> Tensor<4> {

@@ -12,6 +12,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+use crate::kernels::{batch_norm, conv2d};
+
 /// A 3×3 convolution with padding 1 and no bias (a BatchNorm always follows, whose β is the bias).
 ///
 /// With stride 1 it keeps the spatial size; with stride 2 it halves an even size exactly.
@@ -55,7 +57,7 @@ impl Projection {
 
     /// Applies `norm(conv(input))`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        self.norm.forward(self.conv.forward(input))
+        batch_norm(&self.norm, conv2d(&self.conv, input))
     }
 }
 
@@ -111,8 +113,8 @@ impl BasicBlock {
             Some(projection) => projection.forward(input.clone()),
             None => input.clone(),
         };
-        let hidden = relu(self.norm1.forward(self.conv1.forward(input)));
-        let hidden = self.norm2.forward(self.conv2.forward(hidden));
+        let hidden = relu(batch_norm(&self.norm1, conv2d(&self.conv1, input)));
+        let hidden = batch_norm(&self.norm2, conv2d(&self.conv2, hidden));
         relu(hidden + skip)
     }
 }
@@ -179,8 +181,8 @@ impl UpBlock {
         };
         let [batch, channels] = [genre.dims()[0], self.norm1.gamma.dims()[0]];
         let bias = self.genre_bias.forward(genre).reshape([batch, channels, 1, 1]);
-        let hidden = relu(self.norm1.forward(self.conv1.forward(upsampled)) + bias);
-        let hidden = self.norm2.forward(self.conv2.forward(hidden));
+        let hidden = relu(batch_norm(&self.norm1, conv2d(&self.conv1, upsampled)) + bias);
+        let hidden = batch_norm(&self.norm2, conv2d(&self.conv2, hidden));
         relu(hidden + skip)
     }
 }

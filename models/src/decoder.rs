@@ -18,6 +18,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
 use crate::block::{Projection, UpBlock, UpBlockConfig};
+use crate::kernels::conv2d;
 use crate::DOWNSAMPLING;
 
 /// Configuration of a [`Decoder`]; normally derived from [`crate::VaeConfig`].
@@ -95,6 +96,6 @@ impl Decoder {
         for block in &self.blocks {
             hidden = block.forward(hidden, genre.clone());
         }
-        sigmoid(self.output.forward(hidden))
+        sigmoid(conv2d(&self.output, hidden))
     }
 }

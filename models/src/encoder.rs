@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::block::{BasicBlock, BasicBlockConfig, Projection};
+use crate::kernels::{batch_norm, conv2d};
 use crate::DOWNSAMPLING;
 
 /// How the encoder's first layer reduces the input; both choices reach the same total ÷32
@@ -149,7 +150,7 @@ pub struct Encoder {
 impl Encoder {
     /// `x: [B, 1, n_mels, frames]` → `(mu, logvar)`, both `[B, Z]`.
     pub fn forward(&self, input: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
-        let mut hidden = relu(self.stem_norm.forward(self.stem_conv.forward(input)));
+        let mut hidden = relu(batch_norm(&self.stem_norm, conv2d(&self.stem_conv, input)));
         if let Some(pool) = &self.stem_pool {
             hidden = pool.forward(hidden);
         }

@@ -3,10 +3,12 @@
 //! # Backends
 //!
 //! burn 0.22 has no `Backend` type parameter: tensors are `Tensor<D>` and the [`burn::tensor::Device`]
-//! chooses the backend at run time. So this crate is backend-free — it depends on burn with only
-//! `std` — and every `init` takes a `&Device`. Binaries pick the backend (`Device::flex()` on
-//! CPU, `Device::cuda(0)` with burn's `cuda` feature, which this crate's `cuda` feature forwards)
-//! and wrap it with `.autodiff()` to train.
+//! chooses the backend at run time, and every `init` takes a `&Device`. Binaries pick the backend
+//! (`Device::flex()` on CPU, `Device::cuda(0)` with burn's `cuda` feature, which this crate's
+//! `cuda` feature forwards) and wrap it with `.autodiff()` to train. The model code is the same on
+//! every backend; only [`kernels`] — the convolutions' and BatchNorms' training operations, a
+//! backend extension with its own backward passes and CPU kernels — names backends, which is why
+//! this crate depends on burn's `flex`, `autodiff` and `extension` features.
 //!
 //! # Architecture
 //!
@@ -72,6 +74,7 @@ pub mod decoder;
 pub mod decoder_graph;
 pub mod encoder;
 pub mod error;
+pub mod kernels;
 pub mod loss;
 pub mod vae;
 
