@@ -12,6 +12,7 @@ use burn::tensor::{Bytes, DType, Shape};
 use rayon::prelude::*;
 
 use super::direct_conv::{conv3x3_same, flip_transpose, SameConv3x3};
+use super::direct_weight_grad::weight_grad_3x3_same;
 
 /// Narrowest map the direct 3×3 kernel takes: below it a row is less than two register runs
 /// and burn-flex's im2col + GEMM, which batches the few pixels into one matrix, is as fast.
@@ -119,6 +120,13 @@ pub fn conv2d_weight_grad(
     output_grad: FlexTensor,
     options: ConvOptions<2>,
 ) -> FlexTensor {
+    if let Some(shape) = direct_shape(&x, &weight, &options) {
+        if let (Some(xs), Some(grads)) = (f32_values(&x), f32_values(&output_grad)) {
+            if let Some(values) = weight_grad_3x3_same(&xs, &grads, shape) {
+                return f32_tensor(values, weight.layout().shape().clone());
+            }
+        }
+    }
     let plain = options.groups == 1 && options.dilation == [1, 1] && !options.is_asymmetric();
     let (Some(x_values), Some(grad_values), true) = (f32_values(&x), f32_values(&output_grad), plain) else {
         return Flex::conv2d_weight_backward(x, weight, output_grad, options);

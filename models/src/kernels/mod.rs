@@ -36,6 +36,7 @@
 
 pub mod autodiff;
 pub mod direct_conv;
+pub mod direct_weight_grad;
 pub mod flex;
 #[cfg(test)]
 mod tests;
