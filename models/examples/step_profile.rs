@@ -8,11 +8,12 @@
 //! Without arguments it profiles the tiny preset at batch 8 and the paper preset at batch 2 (the
 //! shapes of `tests/bench/train_vs_pytorch`). Every layer of the model is run on its real input
 //! shape, in forward order (this file walks `Encoder::forward` and `Decoder::forward` layer by
-//! layer), and each operation is timed on its own — the median of `REPEATS` runs after a warm-up:
+//! layer, through the same `melfuse_models::kernels` operations), and each operation is timed on
+//! its own — the median of `REPEATS` runs after a warm-up:
 //!
 //! - convolution forward; its input gradient alone (parameters frozen, input tracked); its weight
-//!   gradient alone (parameters tracked, input not) — burn's autodiff computes them as separate
-//!   operations, so the two add up to the convolution's backward;
+//!   gradient alone (parameters tracked, input not) — the backward computes each only when it is
+//!   needed, so the two add up to the convolution's backward;
 //! - BatchNorm (training mode, batch statistics) forward and backward; nearest ×2 upsampling,
 //!   max-pooling, linear layers, and the element-wise rest (ReLU, residual add, sigmoid) forward
 //!   and backward;
