@@ -27,7 +27,7 @@
 //!   residual pair of 3×3 conv + BN, a per-stage `Linear(genre)` bias after the first BN, so
 //!   the mixture steers every resolution) → 3×3 conv to one channel → sigmoid. Only ONNX
 //!   `Concat, Gemm, Reshape, Conv, BatchNormalization, Relu, Add, Resize(nearest), Sigmoid`,
-//!   and the parameters are pub fields for the hand-written exporter ([`decoder_graph`], behind
+//!   and the parameters are pub fields for the hand-written exporter (`decoder_graph`, behind
 //!   the `onnx` feature).
 //! - Loss ([`VaeLossConfig`]): reconstruction ([`ReconstructionWeights`]: MSE, L1, pooled L1,
 //!   time- and frequency-difference L1; each a mean over elements) + β·KL (sum over latent dims,

@@ -6,10 +6,14 @@
 //! the channels few (tiny preset: 8–16 channels on 64 × 320; paper: 32 on 128 × 1280). There
 //! im2col + GEMM (burn-flex's path) spends more time copying nine shifted copies of the input
 //! than multiplying small matrices. This kernel reads each input row in place: for a run of
-//! a register's width of output pixels of one row it keeps the sums of [`BLOCK`] output channels in
-//! registers and adds, per input channel and kernel tap, one shifted load of the input row times
-//! a broadcast weight. Compiled three times — for AVX-512 (16 pixels per run) and AVX2 + FMA (8), chosen at
-//! run time, and portable.
+//! output pixels of one row as wide as a vector register it keeps the sums of up to 16 output
+//! channels in registers and adds, per input channel and kernel tap, one shifted load of the
+//! input row times a broadcast weight. Compiled three times — AVX-512 (16 pixels per run, 16
+//! channels), AVX2 + FMA (8 and 8), chosen at run time, and portable.
+//!
+//! Measured against burn-flex's convolution on single layers (the 3×3 forward alone, 2 cores):
+//! 32→32 channels on 128 × 1280 at batch 2, 39–42 against 17–23 GFLOP/s; 8→8 on 64 × 320 at
+//! batch 8, 40–48 against 5–6 GFLOP/s; 256→256 on 8 × 80, 44–102 against 31–58 GFLOP/s.
 
 use rayon::prelude::*;
 

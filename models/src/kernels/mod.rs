@@ -134,9 +134,8 @@ pub trait TrainKernels: Backend {
 
 /// The model's differentiable training operations, dispatched to the tensor's backend.
 ///
-/// On a plain backend they are the forward operations (burn's, or [`flex`]'s BatchNorm); on an
-/// autodiff backend
-/// ([`autodiff`]) each is one graph node whose backward calls [`TrainKernels`].
+/// On a plain backend they are the forward operations (burn's, or [`flex`]'s kernels); on an
+/// autodiff backend ([`autodiff`]) each is one graph node whose backward calls [`TrainKernels`].
 #[backend_extension(Flex, Cube: cfg(feature = "cuda"), Autodiff)]
 pub trait TrainOps: Backend {
     /// `conv2d(x, weight)` without bias.
