@@ -1,5 +1,6 @@
-//! The `flex` CPU backend's training kernels: a GEMM-shaped convolution weight gradient and a
-//! two-pass BatchNorm, forward and backward.
+//! The `flex` CPU backend's training kernels: the direct 3×3 convolution where it applies
+//! ([`super::direct_conv`], [`super::direct_weight_grad`]), a GEMM-shaped weight gradient for the
+//! other convolutions, and a two-pass BatchNorm, forward and backward.
 //!
 //! Each works on contiguous `f32` data (what training produces); any other dtype or layout, and
 //! grouped or dilated convolutions, fall back to burn's own operations, so the kernels are never a
@@ -77,7 +78,7 @@ pub fn conv2d_input_grad(
     output_grad: FlexTensor,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    let direct = direct_shape(&x, &weight, &options).filter(|_| output_grad.dtype() == DType::F32);
+    let direct = direct_shape(&x, &weight, &options);
     let (Some(shape), Some(weights), Some(grads)) = (direct, f32_values(&weight), f32_values(&output_grad)) else {
         return Flex::conv2d_x_backward(x, weight, output_grad, options);
     };
@@ -120,17 +121,14 @@ pub fn conv2d_weight_grad(
     output_grad: FlexTensor,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    if let Some(shape) = direct_shape(&x, &weight, &options) {
-        if let (Some(xs), Some(grads)) = (f32_values(&x), f32_values(&output_grad)) {
-            if let Some(values) = weight_grad_3x3_same(&xs, &grads, shape) {
-                return f32_tensor(values, weight.layout().shape().clone());
-            }
-        }
-    }
     let plain = options.groups == 1 && options.dilation == [1, 1] && !options.is_asymmetric();
     let (Some(x_values), Some(grad_values), true) = (f32_values(&x), f32_values(&output_grad), plain) else {
         return Flex::conv2d_weight_backward(x, weight, output_grad, options);
     };
+    let direct = direct_shape(&x, &weight, &options);
+    if let Some(values) = direct.and_then(|shape| weight_grad_3x3_same(&x_values, &grad_values, shape)) {
+        return f32_tensor(values, weight.layout().shape().clone());
+    }
     let [batch, in_channels, height, width] = dims4(&x);
     let [out_channels, _, kernel_h, kernel_w] = dims4(&weight);
     let [_, _, out_height, out_width] = dims4(&output_grad);
@@ -221,8 +219,9 @@ fn im2col_transposed(x: &[f32], shape: &ConvShape, image: usize, first_row: usiz
                 let column = (channel * kernel_h + tap_h) * kernel_w + tap_w;
                 let out = &mut columns[column * positions..][..positions];
                 // Output columns whose input column `ow·s + tap_w − pad` lies inside the image.
-                let first_valid = pad_w.saturating_sub(tap_w).div_ceil(stride_w);
+                let first_valid = pad_w.saturating_sub(tap_w).div_ceil(stride_w).min(shape.out_width);
                 let end_valid = (shape.width + pad_w).saturating_sub(tap_w).div_ceil(stride_w).min(shape.out_width);
+                let end_valid = end_valid.max(first_valid);
                 for row in 0..rows {
                     let out_row = &mut out[row * shape.out_width..][..shape.out_width];
                     let input_row = ((first_row + row) * stride_h + tap_h).checked_sub(pad_h);
@@ -231,8 +230,7 @@ fn im2col_transposed(x: &[f32], shape: &ConvShape, image: usize, first_row: usiz
                         continue;
                     };
                     let source = &input[input_row * shape.width..][..shape.width];
-                    let end_valid = end_valid.max(first_valid.min(shape.out_width));
-                    out_row[..first_valid.min(shape.out_width)].fill(0.0);
+                    out_row[..first_valid].fill(0.0);
                     out_row[end_valid..].fill(0.0);
                     if first_valid < end_valid {
                         let start = first_valid * stride_w + tap_w - pad_w;
@@ -268,6 +266,13 @@ fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f64 {
         .sum()
 }
 
+/// `(channels, elements per channel plane, elements per channel)` of a `[B, C, ...]` shape.
+fn channel_layout(shape: &Shape) -> (usize, usize, f64) {
+    let channels = shape[1];
+    let plane = shape.num_elements() / (shape[0] * channels).max(1);
+    (channels, plane, (shape[0] * plane).max(1) as f64)
+}
+
 /// Per-channel `(scale, shift)` with `scale = γ / √(var + ε)` and `shift = β − mean · scale`.
 fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], inv_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
@@ -289,9 +294,7 @@ pub fn batch_norm_forward(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, ep
         return Flex::batch_norm_train(x, gamma, beta, epsilon);
     };
     let shape = x.layout().shape().clone();
-    let channels = shape[1];
-    let plane = shape.num_elements() / (shape[0] * channels).max(1);
-    let count = (shape[0] * plane).max(1) as f64;
+    let (channels, plane, count) = channel_layout(&shape);
     let stats: Vec<(f32, f32)> = (0..channels)
         .into_par_iter()
         .map(|c| {
@@ -335,9 +338,7 @@ pub fn batch_norm_backward(
         return Flex::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
     };
     let shape = x.layout().shape().clone();
-    let channels = shape[1];
-    let plane = shape.num_elements() / (shape[0] * channels).max(1);
-    let count = (shape[0] * plane).max(1) as f64;
+    let (channels, plane, count) = channel_layout(&shape);
     let inv_std = inverse_std(&variances, epsilon);
     let sums: Vec<(f64, f64)> = (0..channels)
         .into_par_iter()

@@ -199,9 +199,10 @@ impl TrainKernels for burn::backend::Flex {
     }
 }
 
+/// Without autodiff, flex's forward operations are its [`TrainKernels`].
 impl TrainOps for burn::backend::Flex {
     fn conv2d_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-        flex::conv2d_forward(x, weight, options)
+        <Self as TrainKernels>::conv2d_forward(x, weight, options)
     }
 
     fn batch_norm_batch_stats(
@@ -210,7 +211,7 @@ impl TrainOps for burn::backend::Flex {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let result = flex::batch_norm_forward(x, gamma, beta, epsilon);
+        let result = <Self as TrainKernels>::batch_norm_forward(x, gamma, beta, epsilon);
         (result.output, result.mean, result.variance)
     }
 }
@@ -221,7 +222,8 @@ impl TrainKernels for burn::backend::Cube {}
 #[cfg(feature = "cuda")]
 impl TrainOps for burn::backend::Cube {}
 
-/// `conv.forward(input)` through [`TrainOps`]: the same result, with the fast weight gradient.
+/// `conv.forward(input)` through [`TrainOps`]: the same result, with the kernels' forward and
+/// backward passes.
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [(0, 0), (0, 0)],
