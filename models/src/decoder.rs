@@ -11,6 +11,16 @@
 //! h      = UpBlock_i(h, genre)  for i in 0..5               each ×2 in height and width
 //! mel    = Sigmoid(Conv3x3(h) + bias)                       [B, 1, n_mels, frames]
 //! ```
+//!
+//! With a latent map ([`crate::LatentHead::Map`], `latent_channels = C > 0`) the first two lines
+//! become a per-cell projection, so no layer mixes time cells:
+//!
+//! ```text
+//! m      = Reshape(z, [B, C, h0, w0])
+//! h      = Conv1x1(m; project[0..C]) + Reshape(genre · project[C..C+G], [B, head, 1, 1])
+//! ```
+//!
+//! (`project` is one `Linear(C + G → head)` applied to `[m_cell, genre]` at every cell.)
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -38,6 +48,10 @@ pub struct DecoderConfig {
     pub base_channels: usize,
     /// Output channels of the five upsampling blocks (each doubles height and width).
     pub widths: Vec<usize>,
+    /// Whether `z` is a flattened latent map `[C, n_mels/32, frames/32]` (the encoder's
+    /// [`crate::LatentHead::Map`]) rather than one vector per clip.
+    #[config(default = false)]
+    pub latent_map: bool,
 }
 
 impl DecoderConfig {
@@ -52,9 +66,15 @@ impl DecoderConfig {
             blocks.push(UpBlockConfig::new(in_channels, width, self.n_genres).init(device));
             in_channels = width;
         }
+        let cells = grid_height * grid_width;
+        let (latent_channels, project) = if self.latent_map {
+            let channels = self.latent_dim / cells;
+            (channels, LinearConfig::new(channels + self.n_genres, self.head_channels))
+        } else {
+            (0, LinearConfig::new(self.latent_dim + self.n_genres, self.head_channels * cells))
+        };
         Decoder {
-            project: LinearConfig::new(self.latent_dim + self.n_genres, self.head_channels * grid_height * grid_width)
-                .init(device),
+            project: project.init(device),
             expand: Projection::new(self.head_channels, self.base_channels, 1, device),
             blocks,
             output: Conv2dConfig::new([in_channels, 1], [3, 3])
@@ -63,6 +83,7 @@ impl DecoderConfig {
             head_channels: self.head_channels,
             grid_height,
             grid_width,
+            latent_channels,
         }
     }
 }
@@ -70,7 +91,8 @@ impl DecoderConfig {
 /// The decoder (see the module docs for the exact operator sequence).
 #[derive(Module, Debug)]
 pub struct Decoder {
-    /// `[z, genre]` → `head_channels · grid_height · grid_width` values, reshaped to a map.
+    /// `[z, genre]` → `head_channels · grid_height · grid_width` values, reshaped to a map; for a
+    /// latent map, `[z_cell, genre]` → `head_channels` at every cell.
     pub project: Linear,
     /// 1×1 convolution + BatchNorm from `head_channels` to the base width, then ReLU.
     pub expand: Projection,
@@ -84,18 +106,33 @@ pub struct Decoder {
     pub grid_height: usize,
     /// `frames / 32`: width of the reshaped projection.
     pub grid_width: usize,
+    /// Channels `C` of a latent map (`z` is `[B, C · grid_height · grid_width]`, channel-major);
+    /// 0 when the latent is one vector per clip.
+    pub latent_channels: usize,
 }
 
 impl Decoder {
     /// `z: [B, Z]`, `genre: [B, G]` → `[B, 1, n_mels, frames]` in `(0, 1)`.
     pub fn forward(&self, z: Tensor<2>, genre: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = z.dims();
-        let input = Tensor::cat(vec![z, genre.clone()], 1);
-        let grid = self.project.forward(input).reshape([batch, self.head_channels, self.grid_height, self.grid_width]);
+        let grid = self.project_latent(z, genre.clone());
         let mut hidden = relu(self.expand.forward(grid));
         for block in &self.blocks {
             hidden = block.forward(hidden, genre.clone());
         }
         sigmoid(conv2d(&self.output, hidden))
+    }
+
+    /// `z`, `genre` → the `[B, head_channels, grid_height, grid_width]` map the blocks start from.
+    fn project_latent(&self, z: Tensor<2>, genre: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = z.dims();
+        let [height, width] = [self.grid_height, self.grid_width];
+        if self.latent_channels == 0 {
+            let input = Tensor::cat(vec![z, genre], 1);
+            return self.project.forward(input).reshape([batch, self.head_channels, height, width]);
+        }
+        let n_genres = genre.dims()[1];
+        let cells = z.reshape([batch, self.latent_channels, height, width]).permute([0, 2, 3, 1]);
+        let genre = genre.reshape([batch, 1, 1, n_genres]).expand([batch, height, width, n_genres]);
+        self.project.forward(Tensor::cat(vec![cells, genre], 3)).permute([0, 3, 1, 2])
     }
 }

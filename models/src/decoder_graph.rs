@@ -5,7 +5,9 @@
 //! `conv → BatchNorm` pair (the 1×1 expansion, both 3×3 convolutions of each upsampling block and
 //! every projection shortcut) is folded into one `Conv` at export, since inference-mode BatchNorm
 //! is a fixed per-channel affine map; nothing else is fused. Operators used: Concat, Gemm, Reshape,
-//! Conv, Relu, Resize (nearest ×2), Add, Sigmoid.
+//! Conv, Relu, Resize (nearest ×2), Add, Sigmoid. A latent map ([`crate::LatentHead::Map`]) keeps
+//! the `z: [batch, Z]` interface: the graph reshapes it to `[batch, C, n_mels/32, frames/32]`
+//! (see `latent_map_projection`).
 //!
 //! # Why here, behind the `onnx` feature
 //!
@@ -69,13 +71,17 @@ pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Re
     let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), Dim::from(shape.latent_dim)])?;
     let genre = graph.input(INPUT_GENRE, DataType::Float, &[batch.clone(), Dim::from(shape.n_genres)])?;
 
-    let joined = graph.concat("latent_and_genre", &[&z, &genre], 1)?;
-    let projected = linear(&mut graph, "project", &joined, &decoder.project)?;
-    let grid = graph.reshape(
-        "grid",
-        &projected,
-        &[-1, decoder.head_channels as i64, decoder.grid_height as i64, decoder.grid_width as i64],
-    )?;
+    let grid = if decoder.latent_channels == 0 {
+        let joined = graph.concat("latent_and_genre", &[&z, &genre], 1)?;
+        let projected = linear(&mut graph, "project", &joined, &decoder.project)?;
+        graph.reshape(
+            "grid",
+            &projected,
+            &[-1, decoder.head_channels as i64, decoder.grid_height as i64, decoder.grid_width as i64],
+        )?
+    } else {
+        latent_map_projection(&mut graph, &z, &genre, decoder)?
+    };
     let expanded = projection(&mut graph, "expand", &grid, &decoder.expand)?;
     let mut hidden = graph.relu("expand_relu", &expanded)?;
     for (index, block) in decoder.blocks.iter().enumerate() {
@@ -91,6 +97,51 @@ pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Re
         &[batch, Dim::from(1usize), Dim::from(shape.n_mels), Dim::from(shape.frames)],
     )?;
     Ok(graph.to_bytes()?)
+}
+
+/// The per-cell projection of a latent map (`Decoder::project_latent`): the burn `Linear(C + G →
+/// head)` applied to `[z_cell, genre]` at every cell is split into a 1×1 Conv on the reshaped `z`
+/// (its first `C` rows, with the bias) plus a per-channel genre bias (its last `G` rows, as Gemm),
+/// so the graph needs no Expand or Transpose.
+fn latent_map_projection(
+    graph: &mut GraphBuilder,
+    z: &str,
+    genre: &str,
+    decoder: &Decoder,
+) -> Result<String, DecoderGraphError> {
+    let channels = decoder.latent_channels;
+    let head = decoder.head_channels;
+    let map = graph.reshape(
+        "latent_map",
+        z,
+        &[-1, channels as i64, decoder.grid_height as i64, decoder.grid_width as i64],
+    )?;
+    let weight = values("project.weight", decoder.project.weight.val())?;
+    let n_genres = weight.len() / head - channels;
+    // burn's Linear weight is [in, out] row-major; a Conv kernel is [out, in, 1, 1].
+    let mut kernel = vec![0.0f32; head * channels];
+    for (input, row) in weight.chunks_exact(head).take(channels).enumerate() {
+        for (output, &value) in row.iter().enumerate() {
+            kernel[output * channels + input] = value;
+        }
+    }
+    let bias = decoder.project.bias.as_ref().map(|b| param_values("project.bias", b)).transpose()?;
+    let layer = onnx::Conv2d {
+        weight: &kernel,
+        weight_dims: [head, channels, 1, 1],
+        bias: bias.as_deref(),
+        strides: [1, 1],
+        pads: [0, 0, 0, 0],
+    };
+    let cells = graph.conv("project_cells", &map, &layer)?;
+    let genre_rows = &weight[channels * head..];
+    let genre_bias = graph.gemm(
+        "project_genre",
+        genre,
+        &onnx::Linear { weight: genre_rows, in_features: n_genres, out_features: head, bias: None },
+    )?;
+    let genre_bias = graph.reshape("project_genre_nchw", &genre_bias, &[-1, head as i64, 1, 1])?;
+    Ok(graph.add("grid", &cells, &genre_bias)?)
 }
 
 /// One upsampling block: nearest ×2, conv+BN (+ genre bias) → ReLU → conv+BN, plus the (projected)

@@ -34,6 +34,20 @@ pub enum LatentHead {
     /// Global average pooling over the map, then the linears. Translation invariant and tiny,
     /// but throws away the time structure the decoder must rebuild.
     GlobalAveragePool,
+    /// A latent *map* with a time axis: `mu` and `logvar` are 1×1 projections of every cell of
+    /// the last feature map to `C = latent_dim / (n_mels/32 · frames/32)` channels, flattened
+    /// channel-major (`[B, C, n_mels/32, frames/32]` → `[B, Z]`). No layer mixes cells, so a code
+    /// says what happens *in* each 32-frame stretch, and the decoder mirrors it with a per-cell
+    /// projection: the model is convolutional in time end to end. `latent_dim` must be a multiple
+    /// of the cell count (the crate docs give the measurement behind choosing it).
+    Map,
+}
+
+impl LatentHead {
+    /// Whether this head keeps a map (one code per cell) rather than one vector per clip.
+    pub fn is_map(self) -> bool {
+        matches!(self, Self::Map)
+    }
 }
 
 /// Configuration of an [`Encoder`]; normally derived from [`crate::VaeConfig`].
@@ -101,11 +115,15 @@ impl EncoderConfig {
         }
 
         let grid_cells = (self.n_mels / DOWNSAMPLING) * (self.frames / DOWNSAMPLING);
-        let (head_reduce, features) = match self.latent_head {
-            LatentHead::Flatten => {
-                (Some(Projection::new(in_channels, self.head_channels, 1, device)), self.head_channels * grid_cells)
-            }
-            LatentHead::GlobalAveragePool => (None, in_channels),
+        // `features` is the width each linear reads; `outputs` what it writes (per cell for a map).
+        let (head_reduce, features, outputs) = match self.latent_head {
+            LatentHead::Flatten => (
+                Some(Projection::new(in_channels, self.head_channels, 1, device)),
+                self.head_channels * grid_cells,
+                self.latent_dim,
+            ),
+            LatentHead::GlobalAveragePool => (None, in_channels, self.latent_dim),
+            LatentHead::Map => (None, in_channels, self.latent_dim / grid_cells),
         };
 
         Encoder {
@@ -114,8 +132,10 @@ impl EncoderConfig {
             stem_pool,
             blocks,
             head_reduce,
-            mu: LinearConfig::new(features, self.latent_dim).init(device),
-            logvar: LinearConfig::new(features, self.latent_dim).init(device),
+            mu: LinearConfig::new(features, outputs).init(device),
+            logvar: LinearConfig::new(features, outputs).init(device),
+            latent_map: self.latent_head.is_map(),
+            latent_dim: self.latent_dim,
             logvar_min: self.logvar_min,
             logvar_max: self.logvar_max,
         }
@@ -137,10 +157,14 @@ pub struct Encoder {
     /// 1×1 channel reduction before flattening ([`LatentHead::Flatten`]); absent when the head
     /// pools globally.
     pub head_reduce: Option<Projection>,
-    /// Features → posterior mean.
+    /// Features → posterior mean (per cell of the map for [`LatentHead::Map`]).
     pub mu: Linear,
-    /// Features → posterior log-variance (clamped to `[logvar_min, logvar_max]`).
+    /// Features → posterior log-variance (clamped to `[logvar_min, logvar_max]`), per cell for a map.
     pub logvar: Linear,
+    /// Whether the latent is a map ([`LatentHead::Map`]): `mu`/`logvar` apply to every cell.
+    pub latent_map: bool,
+    /// Latent size `Z` (for a map, channels × cells).
+    pub latent_dim: usize,
     /// See [`EncoderConfig::logvar_min`].
     pub logvar_min: f64,
     /// See [`EncoderConfig::logvar_max`].
@@ -156,6 +180,15 @@ impl Encoder {
         }
         for block in &self.blocks {
             hidden = block.forward(hidden);
+        }
+        if self.latent_map {
+            // Cells last-but-one so the linears act on each cell's channels: [B, h, w, C_in].
+            let cells = hidden.permute([0, 2, 3, 1]);
+            let per_cell =
+                |linear: &Linear, cells: Tensor<4>| linear.forward(cells).permute([0, 3, 1, 2]).flatten(1, 3);
+            let mu = per_cell(&self.mu, cells.clone());
+            let logvar = per_cell(&self.logvar, cells).clamp(self.logvar_min, self.logvar_max);
+            return (mu, logvar);
         }
         let features: Tensor<2> = match &self.head_reduce {
             Some(reduce) => relu(reduce.forward(hidden)).flatten(1, 3),

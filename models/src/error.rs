@@ -38,6 +38,20 @@ pub enum VaeConfigError {
         /// Position of the zero.
         index: usize,
     },
+    /// A latent map ([`crate::LatentHead::Map`]) needs `latent_dim` to be a whole number of
+    /// channels per cell of the `n_mels/32 × frames/32` grid.
+    #[error(
+        "`latent_dim` is {latent_dim}; a latent map needs a multiple of its {cells} cells \
+         (n_mels/32 × frames/32), e.g. {example}"
+    )]
+    LatentMapSize {
+        /// The configured latent size.
+        latent_dim: usize,
+        /// Cells of the latent grid.
+        cells: usize,
+        /// The nearest valid size at or above `latent_dim`.
+        example: usize,
+    },
     /// The log-variance clamp range is empty or not finite.
     #[error("`logvar_min` ({min}) must be finite and below `logvar_max` ({max})")]
     LogvarRange {
@@ -56,6 +70,7 @@ impl VaeConfigError {
             | Self::Zero { field }
             | Self::WrongLength { field, .. }
             | Self::ZeroEntry { field, .. } => field,
+            Self::LatentMapSize { .. } => "latent_dim",
             Self::LogvarRange { .. } => "logvar_min",
         }
     }

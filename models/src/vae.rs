@@ -110,6 +110,11 @@ impl VaeConfig {
                 return Err(VaeConfigError::ZeroEntry { field, index });
             }
         }
+        let cells = (self.n_mels / DOWNSAMPLING) * (self.frames / DOWNSAMPLING);
+        if self.latent_head.is_map() && self.latent_dim % cells != 0 {
+            let example = self.latent_dim.div_ceil(cells) * cells;
+            return Err(VaeConfigError::LatentMapSize { latent_dim: self.latent_dim, cells, example });
+        }
         let range_ok = self.logvar_min.is_finite() && self.logvar_max.is_finite() && self.logvar_min < self.logvar_max;
         if !range_ok {
             return Err(VaeConfigError::LogvarRange { min: self.logvar_min, max: self.logvar_max });
@@ -144,6 +149,7 @@ impl VaeConfig {
             self.decoder_base_channels,
             self.decoder_widths.clone(),
         )
+        .with_latent_map(self.latent_head.is_map())
     }
 
     /// Validates the config, then builds a freshly initialised model on `device`.
@@ -189,7 +195,7 @@ pub struct Vae {
 impl Vae {
     /// Latent size `Z`.
     pub fn latent_dim(&self) -> usize {
-        self.encoder.mu.weight.dims()[1]
+        self.encoder.latent_dim
     }
 
     /// `x: [B, 1, n_mels, frames]` in `[0, 1]` → `(mu, logvar)`, both `[B, Z]`.
@@ -268,6 +274,46 @@ mod tests {
     fn wide_stem_and_average_pool_head_shapes() {
         let config = small_config(2).with_stem(Stem::Wide).with_latent_head(LatentHead::GlobalAveragePool);
         check_shapes(&config, 2);
+    }
+
+    /// The small config with a latent map: a 1×2 grid of 8 channels (Z = 16).
+    fn map_config(n_genres: usize) -> VaeConfig {
+        small_config(n_genres).with_latent_head(LatentHead::Map)
+    }
+
+    #[test]
+    fn latent_map_head_shapes_for_batch_1_and_3() {
+        for batch in [1, 3] {
+            check_shapes(&map_config(2), batch);
+            check_shapes(&VaeConfig::tiny(4).with_latent_head(LatentHead::Map).with_latent_dim(640), batch);
+        }
+        let model = map_config(2).init(&device()).expect("valid config");
+        assert_eq!((model.latent_dim(), model.decoder.latent_channels), (16, 8));
+        assert_eq!(model.encoder.mu.weight.dims(), [32, 8], "one 1×1 projection shared by every cell");
+    }
+
+    #[test]
+    fn a_latent_map_decodes_each_stretch_of_time_from_its_own_cells() {
+        // 32 mels × 256 frames: a 1×8 grid. Changing the first cell's code may only reach the
+        // frames the decoder's receptive field allows (≈ 2 cells: two 3×3 convs per ×2 stage).
+        let config = VaeConfig { frames: 256, ..map_config(2) }.with_latent_dim(64);
+        let device = device();
+        let model = config.init(&device).expect("valid config");
+        let z = Tensor::<2>::random([1, 64], Distribution::Normal(0.0, 1.0), &device);
+        let genre = one_hot(&[1], 2, &device);
+        // Channel-major flattening: cell (0, 0) of channel c is element c · 8.
+        let mut changed = values(z.clone());
+        for channel in 0..8 {
+            changed[channel * 8] += 3.0;
+        }
+        let changed = Tensor::<2>::from_data(TensorData::new(changed, [1, 64]), &device);
+        let before = model.decode(z, genre.clone());
+        let after = model.decode(changed, genre);
+        let near =
+            max_abs_diff(before.clone().slice(s![.., .., .., 0..32]), after.clone().slice(s![.., .., .., 0..32]));
+        let far = max_abs_diff(before.slice(s![.., .., .., 96..256]), after.slice(s![.., .., .., 96..256]));
+        assert!(near > 1e-4, "the changed cell must change its own frames ({near})");
+        assert_eq!(far, 0.0, "frames three cells away changed");
     }
 
     #[test]
@@ -366,6 +412,8 @@ mod tests {
         assert_eq!(back.stem, config.stem);
         assert_eq!(back.latent_head, config.latent_head);
         assert_eq!(back.n_genres, 5);
+        let map: VaeConfig = toml::from_str(&text.replace("Flatten", "Map")).expect("a map head parses");
+        assert_eq!(map.latent_head, LatentHead::Map);
     }
 
     #[test]
@@ -382,6 +430,7 @@ mod tests {
             (VaeConfig::tiny(3).with_blocks(vec![2, 0, 2, 2]), "blocks"),
             (VaeConfig::tiny(3).with_decoder_widths(vec![8; 4]), "decoder_widths"),
             (VaeConfig::tiny(3).with_logvar_min(20.0), "logvar_min"),
+            (VaeConfig::tiny(3).with_latent_head(LatentHead::Map).with_latent_dim(650), "latent_dim"),
         ];
         for (config, field) in cases {
             let error = config.validate().expect_err(field);

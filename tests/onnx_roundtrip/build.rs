@@ -27,26 +27,30 @@ fn main() {
 
     let record = decoder.clone().into_record().into_bytes().expect("serialise the decoder record");
     std::fs::write(out_dir.join(spec::RECORD_FILE), &*record).expect("write the decoder record");
-
-    let shape = DecoderShape {
-        latent_dim: spec::LATENT_DIM,
-        n_genres: spec::N_GENRES,
-        n_mels: spec::N_MELS,
-        frames: spec::FRAMES,
-    };
     for opset in spec::OPSETS {
-        let onnx = decoder_to_onnx(&decoder, shape, opset).expect("export the decoder to ONNX");
-        let path = out_dir.join(spec::onnx_file(opset));
-        std::fs::write(&path, onnx).expect("write decoder.onnx");
-        // No loader code: it would need `burn-store` as a normal dependency, whose features change
-        // the rest of the workspace's dependency graph and rebuild burn in CI. The tests read the
-        // weights burn-onnx wrote (burnpack) with burn's own `ModuleRecord` instead.
-        ModelGen::new()
-            .input(path.to_str().expect("OUT_DIR is UTF-8"))
-            .out_dir("model/")
-            .load_strategy(LoadStrategy::None)
-            .run_from_script();
+        export_and_import(&decoder, spec::LATENT_DIM, opset, &out_dir.join(spec::onnx_file(opset)));
     }
+
+    let map_config = spec::map_decoder_config();
+    let map_decoder = with_random_batch_norms(map_config.init(&device), &device);
+    let record = map_decoder.clone().into_record().into_bytes().expect("serialise the map decoder record");
+    std::fs::write(out_dir.join(spec::MAP_RECORD_FILE), &*record).expect("write the map decoder record");
+    export_and_import(&map_decoder, map_config.latent_dim, 17, &out_dir.join(spec::MAP_ONNX_FILE));
+}
+
+/// Writes `decoder` as ONNX at `opset` to `path` and generates burn-onnx's Rust for it.
+fn export_and_import(decoder: &Decoder, latent_dim: usize, opset: i64, path: &std::path::Path) {
+    let shape = DecoderShape { latent_dim, n_genres: spec::N_GENRES, n_mels: spec::N_MELS, frames: spec::FRAMES };
+    let onnx = decoder_to_onnx(decoder, shape, opset).expect("export the decoder to ONNX");
+    std::fs::write(path, onnx).expect("write decoder.onnx");
+    // No loader code: it would need `burn-store` as a normal dependency, whose features change
+    // the rest of the workspace's dependency graph and rebuild burn in CI. The tests read the
+    // weights burn-onnx wrote (burnpack) with burn's own `ModuleRecord` instead.
+    ModelGen::new()
+        .input(path.to_str().expect("OUT_DIR is UTF-8"))
+        .out_dir("model/")
+        .load_strategy(LoadStrategy::None)
+        .run_from_script();
 }
 
 /// A freshly initialised BatchNorm is the identity (γ 1, β 0, mean 0, variance 1), which would

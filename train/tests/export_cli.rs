@@ -15,7 +15,7 @@ use melfuse_train::fit::load_model;
 use melfuse_train::prepare::cache::Cache;
 use melfuse_train::prepare::split::Split;
 use serde_json::{json, Value};
-use support::{path, run, trained_run};
+use support::{path, run, trained_run, trained_run_with};
 
 mod support;
 
@@ -71,8 +71,26 @@ fn blends(batch: usize) -> Vec<f32> {
 #[test]
 fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let root = tempfile::tempdir().expect("tempdir");
-    let run_dir = trained_run(root.path());
-    let bundle = root.path().join("bundle");
+    check_export_parity(root.path(), &trained_run(root.path()));
+}
+
+/// The same checks for a model whose latent is a map with a time axis (`latent_head = "Map"`):
+/// the graph reshapes `z` and projects each cell (`decoder_graph::latent_map_projection`).
+#[test]
+fn exported_latent_map_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let run_dir = trained_run_with(root.path(), "latent_head = \"Map\"\n");
+    let (model, _, _) = load_model(&run_dir, &Device::flex()).expect("load the run");
+    assert!(model.decoder.latent_channels > 0, "the run's decoder takes a latent map");
+    check_export_parity(root.path(), &run_dir);
+}
+
+/// Exports `run_dir` under `root` and checks the bundle: files, manifest, bank codes equal to the
+/// encoder's `mu`, and the decoder's outputs in Python's and the `ort` crate's ONNX Runtime equal
+/// to burn's.
+fn check_export_parity(root: &Path, run_dir: &Path) {
+    let run_dir = run_dir.to_path_buf();
+    let bundle = root.join("bundle");
     let export = run(&["export", path(&run_dir), "--out", path(&bundle), "--name", "parity"]);
     assert!(export.status.success(), "export failed: {}", String::from_utf8_lossy(&export.stderr));
     for file in ["decoder.onnx", "manifest.json", "preview.png", "latent_bank.bin"] {
@@ -106,7 +124,7 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let error = mu.iter().zip(code).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
     assert!(error < 2e-3, "bank code 0 differs from the encoder's mu by {error}");
 
-    let without = root.path().join("no-bank");
+    let without = root.join("no-bank");
     let export = run(&["export", path(&run_dir), "--out", path(&without), "--bank-per-genre", "0"]);
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     assert!(!without.join("latent_bank.bin").exists());
@@ -126,7 +144,7 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
             "z": {"shape": [batch, latent], "data": &z},
             "genre": {"shape": [batch, 2], "data": &genre},
         });
-        let inputs_path = root.path().join(format!("inputs_{batch}.json"));
+        let inputs_path = root.join(format!("inputs_{batch}.json"));
         std::fs::write(&inputs_path, inputs.to_string()).expect("write inputs");
         let checked = Command::new(reference_python())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/check_onnx.py"))

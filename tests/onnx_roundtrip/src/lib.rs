@@ -48,6 +48,13 @@ generated!(
     "decoder_opset21"
 );
 
+generated!(
+    /// The latent-map decoder ([`spec::map_decoder_config`]) exported at opset 17, as burn-onnx
+    /// imports it.
+    map_opset17,
+    "map_decoder_opset17"
+);
+
 /// `module` with the burnpack `weights` applied (burn-onnx's weight file, or a burn record).
 fn load_weights<M: burn::module::Module>(module: M, weights: &[u8]) -> M {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
@@ -57,3 +64,6 @@ fn load_weights<M: burn::module::Module>(module: M, weights: &[u8]) -> M {
 
 /// The burn record of the decoder `build.rs` exported (weights and BatchNorm statistics).
 pub const DECODER_RECORD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/decoder.bpk"));
+
+/// The burn record of the latent-map decoder `build.rs` exported.
+pub const MAP_DECODER_RECORD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/map_decoder.bpk"));

@@ -30,6 +30,31 @@ pub fn decoder_config() -> DecoderConfig {
 /// File name (in `OUT_DIR`) of the decoder's burn record.
 pub const RECORD_FILE: &str = "decoder.bpk";
 
+/// Channels of the latent-map decoder's latent: `z` is `[B, 5 · 1 · 2]`, reshaped to `[B, 5, 1, 2]`.
+pub const MAP_CHANNELS: usize = 5;
+
+/// The same decoder taking a latent map (`melfuse_models::LatentHead::Map`): its projection is
+/// per cell, exported as a 1×1 Conv on the reshaped `z` plus a Gemm genre bias. Exported at the
+/// default opset only (the operators are the ones the vector decoder already covers at all three).
+pub fn map_decoder_config() -> DecoderConfig {
+    DecoderConfig::new(
+        N_MELS,
+        FRAMES,
+        MAP_CHANNELS * (N_MELS / 32) * (FRAMES / 32),
+        N_GENRES,
+        6,
+        16,
+        vec![16, 16, 8, 8, 4],
+    )
+    .with_latent_map(true)
+}
+
+/// File name (in `OUT_DIR`) of the latent-map decoder's burn record.
+pub const MAP_RECORD_FILE: &str = "map_decoder.bpk";
+
+/// File name (in `OUT_DIR`) of the latent-map decoder exported at opset 17.
+pub const MAP_ONNX_FILE: &str = "map_decoder_opset17.onnx";
+
 /// File name (in `OUT_DIR`) of the decoder exported at `opset`.
 pub fn onnx_file(opset: i64) -> String {
     format!("decoder_opset{opset}.onnx")

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use melfuse_models::Decoder;
-use melfuse_onnx_roundtrip::{opset13, opset17, opset21, spec, DECODER_RECORD};
+use melfuse_onnx_roundtrip::{map_opset17, opset13, opset17, opset21, spec, DECODER_RECORD, MAP_DECODER_RECORD};
 
 /// DESIGN.md's bound between the exported decoder and the burn decoder.
 const MAX_ABS_ERROR: f32 = 1e-4;
@@ -15,6 +15,12 @@ const MAX_ABS_ERROR: f32 = 1e-4;
 fn original(device: &Device) -> Decoder {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(DECODER_RECORD.to_vec())).expect("decoder record");
     spec::decoder_config().init(device).try_load_record(record).expect("record fits the spec's decoder")
+}
+
+/// The latent-map decoder `build.rs` exported, rebuilt from its saved record.
+fn original_map(device: &Device) -> Decoder {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(MAP_DECODER_RECORD.to_vec())).expect("map record");
+    spec::map_decoder_config().init(device).try_load_record(record).expect("record fits the map decoder")
 }
 
 /// Deterministic standard-normal-ish values (sum of uniforms, SplitMix64), so inputs do not depend
@@ -47,7 +53,11 @@ fn blends(batch: usize) -> Vec<f32> {
 }
 
 fn inputs(batch: usize, seed: u64, device: &Device) -> (Tensor<2>, Tensor<2>) {
-    let z = TensorData::new(normals(batch * spec::LATENT_DIM, seed), [batch, spec::LATENT_DIM]);
+    inputs_of(spec::LATENT_DIM, batch, seed, device)
+}
+
+fn inputs_of(latent_dim: usize, batch: usize, seed: u64, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let z = TensorData::new(normals(batch * latent_dim, seed), [batch, latent_dim]);
     let genre = TensorData::new(blends(batch), [batch, spec::N_GENRES]);
     (Tensor::from_data(z, device), Tensor::from_data(genre, device))
 }
@@ -63,10 +73,20 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// One opset's imported model against the burn decoder, batch 1 and 7, two latent draws each.
 fn check(opset: i64, forward: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<4>, device: &Device) {
-    let decoder = original(device);
+    check_against(&original(device), spec::LATENT_DIM, opset, forward, device);
+}
+
+/// `forward` (an imported model) against `decoder`, whose latent has `latent_dim` values.
+fn check_against(
+    decoder: &Decoder,
+    latent_dim: usize,
+    opset: i64,
+    forward: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<4>,
+    device: &Device,
+) {
     for batch in [1, 7] {
         for seed in [1, 2] {
-            let (z, genre) = inputs(batch, seed * 100 + batch as u64, device);
+            let (z, genre) = inputs_of(latent_dim, batch, seed * 100 + batch as u64, device);
             let expected = decoder.forward(z.clone(), genre.clone());
             let imported = forward(z, genre);
             assert_eq!(imported.dims(), [batch, 1, spec::N_MELS, spec::FRAMES], "opset {opset}, batch {batch}");
@@ -96,6 +116,23 @@ fn opset_21_import_equals_the_burn_decoder() {
     let device = Device::flex();
     let model = opset21::load(&device);
     check(21, |z, genre| model.forward(z, genre), &device);
+}
+
+#[test]
+fn latent_map_import_equals_the_burn_decoder() {
+    let device = Device::flex();
+    let decoder = original_map(&device);
+    assert_eq!(decoder.latent_channels, spec::MAP_CHANNELS);
+    let model = map_opset17::load(&device);
+    check_against(&decoder, spec::map_decoder_config().latent_dim, 17, |z, genre| model.forward(z, genre), &device);
+    // The per-cell projection is not a relabelled vector projection: swapping the two time cells
+    // of every channel changes the output (latents at 10× the unit scale, so the random decoder's
+    // small response to its latent stands far above the bound).
+    let (z, genre) = inputs_of(2 * spec::MAP_CHANNELS, 3, 9, &device);
+    let z = z.mul_scalar(10.0);
+    let swapped = z.clone().reshape([3, spec::MAP_CHANNELS, 2]).flip([2]).reshape([3, 2 * spec::MAP_CHANNELS]);
+    let moved = max_abs_diff(&values(decoder.forward(z, genre.clone())), &values(decoder.forward(swapped, genre)));
+    assert!(moved > 100.0 * MAX_ABS_ERROR, "swapping time cells moves the output by only {moved}");
 }
 
 /// The comparison above can fail: the fixture's BatchNorms are not the identity (so a dropped or

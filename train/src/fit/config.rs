@@ -34,7 +34,7 @@ pub struct ModelSettings {
     pub blocks: Option<Vec<usize>>,
     /// Encoder stem (`"Wide"` or `"Narrow"`).
     pub stem: Option<Stem>,
-    /// Latent head (`"Flatten"` or `"GlobalAveragePool"`).
+    /// Latent head (`"Flatten"`, `"GlobalAveragePool"` or `"Map"`).
     pub latent_head: Option<LatentHead>,
     /// Channels of the map between the convolutions and the latent linears.
     pub head_channels: Option<usize>,

@@ -39,9 +39,14 @@ pub fn small_cache(root: &Path, clips_per_genre: usize, validation_fraction: f64
 
 /// A 4-step run on a [`small_cache`] of two tracks per genre (so both genres have validation clips).
 pub fn trained_run(root: &Path) -> PathBuf {
+    trained_run_with(root, "")
+}
+
+/// [`trained_run`] with `model_lines` (TOML lines of `[model]`, e.g. `latent_head = "Map"`) added.
+pub fn trained_run_with(root: &Path, model_lines: &str) -> PathBuf {
     let cache = small_cache(root, 2, 0.4);
     let toml = root.join("fit.toml");
-    std::fs::write(&toml, FIT_TOML).expect("write fit.toml");
+    std::fs::write(&toml, format!("{FIT_TOML}{model_lines}")).expect("write fit.toml");
     let run_dir = root.join("run");
     let fit = run(&["fit", path(&cache), "--out", path(&run_dir), "--config", path(&toml), "--steps", "4"]);
     assert!(fit.status.success(), "fit failed: {}", String::from_utf8_lossy(&fit.stderr));
