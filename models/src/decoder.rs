@@ -29,7 +29,6 @@ use burn::tensor::activation::{relu, sigmoid};
 
 use crate::block::{Projection, UpBlock, UpBlockConfig};
 use crate::kernels::conv2d;
-use crate::DOWNSAMPLING;
 
 /// Configuration of a [`Decoder`]; normally derived from [`crate::VaeConfig`].
 #[derive(Config, Debug)]
@@ -46,8 +45,12 @@ pub struct DecoderConfig {
     pub head_channels: usize,
     /// Channels after the 1×1 expansion, entering the first upsampling block.
     pub base_channels: usize,
-    /// Output channels of the five upsampling blocks (each doubles height and width).
+    /// Output channels of the upsampling blocks (each doubles height and width): five for a
+    /// latent grid at ÷32, four at ÷16, three at ÷8.
     pub widths: Vec<usize>,
+    /// Down-sampling of the latent grid the decoder starts from (32, 16 or 8).
+    #[config(default = 32)]
+    pub latent_downsampling: usize,
     /// Whether `z` is a flattened latent map `[C, n_mels/32, frames/32]` (the encoder's
     /// [`crate::LatentHead::Map`]) rather than one vector per clip.
     #[config(default = false)]
@@ -58,8 +61,8 @@ impl DecoderConfig {
     /// Builds the decoder. Expects a config that passed [`crate::VaeConfig::validate`]
     /// (five widths, sizes multiples of 32); burn panics otherwise.
     pub fn init(&self, device: &Device) -> Decoder {
-        let grid_height = self.n_mels / DOWNSAMPLING;
-        let grid_width = self.frames / DOWNSAMPLING;
+        let grid_height = self.n_mels / self.latent_downsampling;
+        let grid_width = self.frames / self.latent_downsampling;
         let mut blocks = Vec::new();
         let mut in_channels = self.base_channels;
         for &width in &self.widths {

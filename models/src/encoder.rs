@@ -71,6 +71,10 @@ pub struct EncoderConfig {
     pub head_channels: usize,
     /// Lower bound `logvar` is clamped to, so `exp(logvar)` cannot underflow to 0.
     pub logvar_min: f64,
+    /// Total down-sampling of the latent grid: 32 (every stage after the stem's halves), 16 or 8
+    /// (the last one or two stages keep their resolution; see [`crate::VaeConfig`]).
+    #[config(default = 32)]
+    pub latent_downsampling: usize,
     /// Upper bound `logvar` is clamped to, so `exp(logvar)` cannot overflow to inf.
     pub logvar_max: f64,
 }
@@ -100,9 +104,12 @@ impl EncoderConfig {
 
         let mut blocks = Vec::new();
         let mut in_channels = stem_width;
+        // Stages from this one on keep their resolution (none for the full ÷32).
+        let kept_stages = (DOWNSAMPLING / self.latent_downsampling.max(1)).trailing_zeros() as usize;
+        let first_unstrided = self.widths.len().saturating_sub(kept_stages);
         for (stage, (&width, &count)) in self.widths.iter().zip(&self.blocks).enumerate() {
             for index in 0..count {
-                let stride = if index > 0 {
+                let stride = if index > 0 || (stage > 0 && stage >= first_unstrided) {
                     1
                 } else if stage == 0 {
                     first_stride
@@ -114,7 +121,7 @@ impl EncoderConfig {
             }
         }
 
-        let grid_cells = (self.n_mels / DOWNSAMPLING) * (self.frames / DOWNSAMPLING);
+        let grid_cells = (self.n_mels / self.latent_downsampling) * (self.frames / self.latent_downsampling);
         // `features` is the width each linear reads; `outputs` what it writes (per cell for a map).
         let (head_reduce, features, outputs) = match self.latent_head {
             LatentHead::Flatten => (

@@ -52,6 +52,12 @@ pub enum VaeConfigError {
         /// The nearest valid size at or above `latent_dim`.
         example: usize,
     },
+    /// The latent grid's down-sampling is not one the encoder's stages can produce.
+    #[error("`latent_downsampling` is {value}; it must be 8, 16 or 32")]
+    LatentDownsampling {
+        /// The configured value.
+        value: usize,
+    },
     /// The log-variance clamp range is empty or not finite.
     #[error("`logvar_min` ({min}) must be finite and below `logvar_max` ({max})")]
     LogvarRange {
@@ -71,6 +77,7 @@ impl VaeConfigError {
             | Self::WrongLength { field, .. }
             | Self::ZeroEntry { field, .. } => field,
             Self::LatentMapSize { .. } => "latent_dim",
+            Self::LatentDownsampling { .. } => "latent_downsampling",
             Self::LogvarRange { .. } => "logvar_min",
         }
     }

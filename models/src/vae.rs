@@ -11,8 +11,11 @@ use crate::DOWNSAMPLING;
 
 /// Stages of the ResNet18 encoder (`widths` and `blocks` have this many entries).
 pub const ENCODER_STAGES: usize = 4;
-/// Upsampling blocks of the decoder (`decoder_widths` has this many entries); 2⁵ = 32.
+/// Upsampling blocks of the decoder at the default ÷32 latent grid (`decoder_widths` has this
+/// many entries); 2⁵ = 32. A ÷16 grid has one fewer, ÷8 two fewer ([`VaeConfig::decoder_stages`]).
 pub const DECODER_STAGES: usize = 5;
+/// The latent grids a model may have: `n_mels` and `frames` divided by one of these.
+pub const LATENT_DOWNSAMPLINGS: [usize; 3] = [8, 16, 32];
 /// Default lower clamp of `logvar`: `exp(-10)` ≈ 4.5e-5, a posterior std of ≈ 0.007.
 pub const DEFAULT_LOGVAR_MIN: f64 = -10.0;
 /// Default upper clamp of `logvar`: `exp(10)` ≈ 2.2e4, far above the prior's 1 yet finite in f32.
@@ -51,9 +54,16 @@ pub struct VaeConfig {
     /// Decoder channels after the 1×1 expansion of the projected latent.
     #[config(default = 512)]
     pub decoder_base_channels: usize,
-    /// Output channels of the five decoder upsampling blocks.
+    /// Output channels of the decoder upsampling blocks, one per halving of the latent grid
+    /// (five at ÷32).
     #[config(default = "vec![256, 128, 64, 32, 32]")]
     pub decoder_widths: Vec<usize>,
+    /// How much smaller than the mel image the latent grid is: 32 (the ResNet18 encoder's own
+    /// ÷32), 16 or 8, where the last one or two encoder stages keep their resolution and the
+    /// decoder has one or two fewer upsampling blocks. A finer grid puts each code closer to the
+    /// detail it describes (see the crate docs for the measurement).
+    #[config(default = 32)]
+    pub latent_downsampling: usize,
     /// Lower clamp of the encoder's `logvar`.
     #[config(default = "DEFAULT_LOGVAR_MIN")]
     pub logvar_min: f64,
@@ -81,8 +91,16 @@ impl VaeConfig {
             .with_decoder_widths(vec![64, 32, 32, 16, 8])
     }
 
+    /// Upsampling blocks of the decoder: log₂ of `latent_downsampling` (5 at ÷32).
+    pub fn decoder_stages(&self) -> usize {
+        self.latent_downsampling.trailing_zeros() as usize
+    }
+
     /// Checks every field the architecture constrains; the error names the first bad field.
     pub fn validate(&self) -> Result<(), VaeConfigError> {
+        if !LATENT_DOWNSAMPLINGS.contains(&self.latent_downsampling) {
+            return Err(VaeConfigError::LatentDownsampling { value: self.latent_downsampling });
+        }
         for (field, value) in [("n_mels", self.n_mels), ("frames", self.frames)] {
             if value == 0 || value % DOWNSAMPLING != 0 {
                 return Err(VaeConfigError::NotMultipleOf32 { field, value });
@@ -101,7 +119,7 @@ impl VaeConfig {
         for (field, list, expected) in [
             ("widths", &self.widths, ENCODER_STAGES),
             ("blocks", &self.blocks, ENCODER_STAGES),
-            ("decoder_widths", &self.decoder_widths, DECODER_STAGES),
+            ("decoder_widths", &self.decoder_widths, self.decoder_stages()),
         ] {
             if list.len() != expected {
                 return Err(VaeConfigError::WrongLength { field, expected, actual: list.len() });
@@ -110,7 +128,7 @@ impl VaeConfig {
                 return Err(VaeConfigError::ZeroEntry { field, index });
             }
         }
-        let cells = (self.n_mels / DOWNSAMPLING) * (self.frames / DOWNSAMPLING);
+        let cells = (self.n_mels / self.latent_downsampling) * (self.frames / self.latent_downsampling);
         if self.latent_head.is_map() && self.latent_dim % cells != 0 {
             let example = self.latent_dim.div_ceil(cells) * cells;
             return Err(VaeConfigError::LatentMapSize { latent_dim: self.latent_dim, cells, example });
@@ -136,6 +154,7 @@ impl VaeConfig {
             self.logvar_min,
             self.logvar_max,
         )
+        .with_latent_downsampling(self.latent_downsampling)
     }
 
     /// The decoder part of this config.
@@ -150,6 +169,7 @@ impl VaeConfig {
             self.decoder_widths.clone(),
         )
         .with_latent_map(self.latent_head.is_map())
+        .with_latent_downsampling(self.latent_downsampling)
     }
 
     /// Validates the config, then builds a freshly initialised model on `device`.
@@ -293,6 +313,20 @@ mod tests {
     }
 
     #[test]
+    fn finer_latent_grids_keep_the_resolution_of_the_last_stages() {
+        for (downsampling, stages) in [(16, 4), (8, 3)] {
+            let widths = vec![16, 8, 8, 8, 8][..stages].to_vec();
+            let config = map_config(2).with_latent_downsampling(downsampling).with_decoder_widths(widths);
+            let cells = (32 / downsampling) * (64 / downsampling);
+            let config = config.with_latent_dim(4 * cells);
+            check_shapes(&config, 2);
+            let model = config.init(&device()).expect("valid config");
+            assert_eq!(model.decoder.blocks.len(), stages);
+            assert_eq!((model.decoder.grid_height, model.decoder.grid_width), (32 / downsampling, 64 / downsampling));
+        }
+    }
+
+    #[test]
     fn a_latent_map_decodes_each_stretch_of_time_from_its_own_cells() {
         // 32 mels × 256 frames: a 1×8 grid. Changing the first cell's code may only reach the
         // frames the decoder's receptive field allows (≈ 2 cells: two 3×3 convs per ×2 stage).
@@ -431,6 +465,8 @@ mod tests {
             (VaeConfig::tiny(3).with_decoder_widths(vec![8; 4]), "decoder_widths"),
             (VaeConfig::tiny(3).with_logvar_min(20.0), "logvar_min"),
             (VaeConfig::tiny(3).with_latent_head(LatentHead::Map).with_latent_dim(650), "latent_dim"),
+            (VaeConfig::tiny(3).with_latent_downsampling(4), "latent_downsampling"),
+            (VaeConfig::tiny(3).with_latent_downsampling(16), "decoder_widths"),
         ];
         for (config, field) in cases {
             let error = config.validate().expect_err(field);

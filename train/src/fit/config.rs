@@ -40,8 +40,10 @@ pub struct ModelSettings {
     pub head_channels: Option<usize>,
     /// Decoder channels after the 1×1 expansion of the projected latent.
     pub decoder_base_channels: Option<usize>,
-    /// Output channels of the five decoder upsampling blocks.
+    /// Output channels of the decoder upsampling blocks (five at ÷32, four at ÷16, three at ÷8).
     pub decoder_widths: Option<Vec<usize>>,
+    /// Down-sampling of the latent grid: 32, 16 or 8.
+    pub latent_downsampling: Option<usize>,
     /// Lower clamp of the encoder's `logvar`.
     pub logvar_min: Option<f64>,
     /// Upper clamp of the encoder's `logvar`.
@@ -60,6 +62,7 @@ impl Default for ModelSettings {
             head_channels: None,
             decoder_base_channels: None,
             decoder_widths: None,
+            latent_downsampling: None,
             logvar_min: None,
             logvar_max: None,
         }
@@ -88,6 +91,7 @@ impl ModelSettings {
             head_channels,
             decoder_base_channels,
             decoder_widths,
+            latent_downsampling,
             logvar_min,
             logvar_max
         );
