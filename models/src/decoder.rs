@@ -13,7 +13,8 @@
 //! ```
 //!
 //! With a latent map ([`crate::LatentHead::Map`], `latent_channels = C > 0`) the first two lines
-//! become a per-cell projection, so no layer mixes time cells:
+//! become a per-cell projection, so no layer connects distant time cells (every later one is a
+//! 3×3 convolution):
 //!
 //! ```text
 //! m      = Reshape(z, [B, C, h0, w0])

@@ -35,11 +35,12 @@ pub enum LatentHead {
     /// but throws away the time structure the decoder must rebuild.
     GlobalAveragePool,
     /// A latent *map* with a time axis: `mu` and `logvar` are 1×1 projections of every cell of
-    /// the last feature map to `C = latent_dim / (n_mels/32 · frames/32)` channels, flattened
-    /// channel-major (`[B, C, n_mels/32, frames/32]` → `[B, Z]`). No layer mixes cells, so a code
-    /// says what happens *in* each 32-frame stretch, and the decoder mirrors it with a per-cell
-    /// projection: the model is convolutional in time end to end. `latent_dim` must be a multiple
-    /// of the cell count (the crate docs give the measurement behind choosing it).
+    /// the last feature map (`n_mels/d × frames/d` cells for `latent_downsampling` d) to
+    /// `C = latent_dim / cells` channels, flattened channel-major (`[B, C, n_mels/d, frames/d]` →
+    /// `[B, Z]`). No fully connected layer spans the grid, so a code says what happens in and
+    /// around its own stretch of time, and the decoder mirrors it with a per-cell projection: the
+    /// model is convolutional in time end to end. `latent_dim` must be a multiple of the cell
+    /// count (the crate docs give the measurement behind choosing it).
     Map,
 }
 

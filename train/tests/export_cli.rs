@@ -74,14 +74,17 @@ fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     check_export_parity(root.path(), &trained_run(root.path()));
 }
 
-/// The same checks for a model whose latent is a map with a time axis (`latent_head = "Map"`):
-/// the graph reshapes `z` and projects each cell (`decoder_graph::latent_map_projection`).
+/// The same checks for a model whose latent is a map with a time axis (`latent_head = "Map"`) on
+/// a ÷16 grid: the graph reshapes `z`, projects each cell (`decoder_graph::latent_map_projection`)
+/// and has four upsampling blocks.
 #[test]
 fn exported_latent_map_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let root = tempfile::tempdir().expect("tempdir");
-    let run_dir = trained_run_with(root.path(), "latent_head = \"Map\"\n");
+    let model_lines = "latent_head = \"Map\"\nlatent_downsampling = 16\ndecoder_widths = [32, 16, 8, 8]\n";
+    let run_dir = trained_run_with(root.path(), model_lines);
     let (model, _, _) = load_model(&run_dir, &Device::flex()).expect("load the run");
     assert!(model.decoder.latent_channels > 0, "the run's decoder takes a latent map");
+    assert_eq!(model.decoder.blocks.len(), 4, "a ÷16 grid has four upsampling blocks");
     check_export_parity(root.path(), &run_dir);
 }
 

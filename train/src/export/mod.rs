@@ -1,9 +1,10 @@
 //! `melfuse-train export RUN_DIR --out models/NAME`: a trained run as a model bundle the service
 //! loads — `decoder.onnx` (written by [`melfuse_models::decoder_graph`]), `manifest.json` (every
 //! field DESIGN.md lists, validated by reading the bundle back with `Manifest::load`) and
-//! `preview.png` (one generated spectrogram per genre, decoded from its centroid, top to bottom in
-//! genre order) and `latent_bank.bin` (the training codes the default `bank` sampler draws from,
-//! see [`bank`]; `--bank-per-genre 0` leaves it out). With `--triton DIR` it also writes the
+//! `preview.png` (one generated spectrogram per genre, top to bottom in genre order: the bank's
+//! code for `blend=g:1` at seed 0, or the genre's centroid without a bank) and `latent_bank.bin`
+//! (the training codes the default `bank` sampler draws from, see [`bank`]; `--bank-per-genre 0`
+//! leaves it out). With `--triton DIR` it also writes the
 //! decoder as an NVIDIA Triton model repository (see [`triton`]).
 //!
 //! What a bundle generates is measured by `melfuse-judge` (crate `judge/`); a bundle's README
@@ -19,7 +20,7 @@ use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::spectrogram_image::render_spectrogram;
 use melfuse_models::decoder_graph::{decoder_to_onnx, DecoderGraphError, DecoderShape};
 use melfuse_models::Vae;
-use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
+use melfuse_proto::latent_bank::{bank_info, LatentBank, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, ManifestError, OnnxInfo, TrainingSummary, DECODER_FILE,
     FORMAT_VERSION,
@@ -182,9 +183,10 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         latent_bank,
     };
     manifest.write(&args.out)?;
-    write_atomically(&args.out.join(PREVIEW_FILE), &preview_png(&model, &centroids, shape, &device)?)?;
     // Read the bundle back exactly as the service will, so a bad export fails here, not there.
-    Manifest::load(&args.out)?;
+    let loaded = Manifest::load(&args.out)?;
+    let preview_codes = preview_latents(&centroids.centroids, loaded.latent_bank.as_ref());
+    write_atomically(&args.out.join(PREVIEW_FILE), &preview_png(&model, preview_codes, shape, &device)?)?;
     let triton = match (&args.triton.dir, triton_settings) {
         (Some(dir), Some(settings)) => Some(write_repository(dir, &manifest, &onnx, settings)?),
         _ => None,
@@ -257,15 +259,29 @@ fn training_summary(run_dir: &Path, info: &RunInfo, step: u64, cache: &Cache) ->
     Ok(TrainingSummary { epochs, steps: step, final_train_loss, final_validation_loss, dataset })
 }
 
-/// One spectrogram per genre, decoded from its centroid with its one-hot genre vector.
-fn preview_png(
-    model: &Vae,
-    centroids: &Centroids,
-    shape: DecoderShape,
-    device: &Device,
-) -> Result<Vec<u8>, ExportError> {
+/// The latent the preview decodes for each genre, `[G][Z]` row-major: with a bank, the real code
+/// the `bank` sampler draws for `blend=g:1` at seed 0 without noise (what the service generates);
+/// without one, the genre's centroid (the `prior` sampler at temperature 0). A centroid is the
+/// average of the genre's codes, which for a latent map is the average of every beat phase — a
+/// blur no request produces where a bank exists.
+fn preview_latents(centroids: &[Vec<f32>], bank: Option<&LatentBank>) -> Vec<f32> {
+    let genres = centroids.len();
+    (0..genres)
+        .flat_map(|g| {
+            let mut weights = vec![0.0f32; genres];
+            weights[g] = 1.0;
+            match bank {
+                Some(bank) => bank.sample(centroids, &weights, 0.0, 0),
+                None => centroids[g].clone(),
+            }
+        })
+        .collect()
+}
+
+/// One spectrogram per genre, decoded from its row of `z` (`[G][Z]`, see [`preview_latents`])
+/// with its one-hot genre vector.
+fn preview_png(model: &Vae, z: Vec<f32>, shape: DecoderShape, device: &Device) -> Result<Vec<u8>, ExportError> {
     let genres = shape.n_genres;
-    let z: Vec<f32> = centroids.centroids.iter().flatten().copied().collect();
     let mut one_hot = vec![0.0f32; genres * genres];
     (0..genres).for_each(|g| one_hot[g * genres + g] = 1.0);
     let z = Tensor::<2>::from_data(TensorData::new(z, [genres, shape.latent_dim]), device);

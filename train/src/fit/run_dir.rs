@@ -68,6 +68,7 @@ pub struct RunInfo {
     /// The resolved training settings.
     pub fit: FitConfig,
     /// The resolved architecture (`n_mels`, `frames`, `n_genres` included).
+    #[serde(deserialize_with = "vae_config_of_any_version")]
     pub model: VaeConfig,
     /// The pretrained run the weights started from, for `--init`.
     pub init: Option<InitSource>,
@@ -122,4 +123,37 @@ pub fn create_fresh(run_dir: &Path) -> Result<(), FitError> {
     let checkpoints = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&checkpoints).map_err(io_error("create directory", &checkpoints))?;
     Ok(())
+}
+
+/// A run's `model`, also from runs written before a [`VaeConfig`] field existed: burn's config
+/// derive gives serde no defaults, so each later field is filled here with the value that
+/// reproduces the older model (`latent_downsampling`: ResNet18's own ÷32).
+fn vae_config_of_any_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<VaeConfig, D::Error> {
+    let mut value = serde_json::Value::deserialize(deserializer)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.entry("latent_downsampling").or_insert_with(|| melfuse_models::DOWNSAMPLING.into());
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Model {
+        #[serde(deserialize_with = "vae_config_of_any_version")]
+        model: VaeConfig,
+    }
+
+    #[test]
+    fn a_model_written_before_latent_downsampling_reads_as_the_32_grid() {
+        let mut written = serde_json::to_value(VaeConfig::tiny(4).with_latent_downsampling(16)).expect("serialises");
+        let read: Model = serde_json::from_value(serde_json::json!({ "model": written.clone() })).expect("reads");
+        assert_eq!(read.model.latent_downsampling, 16, "a written value is kept");
+        written.as_object_mut().expect("an object").remove("latent_downsampling");
+        let read: Model = serde_json::from_value(serde_json::json!({ "model": written })).expect("an old run reads");
+        assert_eq!(read.model.latent_downsampling, 32);
+        read.model.validate().expect("and is the vector model it was");
+    }
 }

@@ -78,12 +78,14 @@ fn train_records(run_dir: &Path) -> Vec<TrainMetrics> {
 #[test]
 fn presets_parse_and_validate() {
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    for (preset, frames, n_mels) in [("tiny", 320, 64), ("paper", 1280, 128)] {
-        let prepare: PrepareConfig =
-            load_config(Some(&configs.join(preset).join("prepare.toml"))).expect("prepare.toml");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
+    for (dir, frames, n_mels) in [(configs.join("tiny"), 320, 64), (configs.join("paper"), 1280, 128), (demo, 320, 64)]
+    {
+        let preset = dir.display();
+        let prepare: PrepareConfig = load_config(Some(&dir.join("prepare.toml"))).expect("prepare.toml");
         prepare.validate().expect("prepare.toml validates");
         assert_eq!((prepare.signal.n_mels, prepare.signal.model_frames()), (n_mels, frames), "{preset}");
-        let fit: FitConfig = load_config(Some(&configs.join(preset).join("fit.toml"))).expect("fit.toml");
+        let fit: FitConfig = load_config(Some(&dir.join("fit.toml"))).expect("fit.toml");
         fit.validate().expect("fit.toml validates");
         fit.model.vae_config(n_mels, frames, 4).validate().expect("model fits the preset's data");
     }

@@ -9,10 +9,14 @@ use std::process::{Command, Output};
 use melfuse_train::prepare::tiny::tiny_cache;
 
 /// A small model (the tiny preset narrowed) so a step takes milliseconds; validation each 2 steps
-/// so the curves have a validation line.
+/// so the curves have a validation line. The decoder's widths are [`DECODER_WIDTHS`] unless the
+/// caller's `[model]` lines give their own (a finer latent grid has fewer blocks).
 const FIT_TOML: &str = "batch_size = 4\nlearning_rate = 1e-3\nwarmup_steps = 2\nvalidate_every = 2\n\
 [model]\npreset = \"tiny\"\nlatent_dim = 16\nwidths = [8, 16, 16, 32]\n\
-head_channels = 8\ndecoder_base_channels = 32\ndecoder_widths = [32, 16, 16, 8, 8]\n";
+head_channels = 8\ndecoder_base_channels = 32\n";
+
+/// The small model's five decoder widths (a ÷32 latent grid).
+const DECODER_WIDTHS: &str = "decoder_widths = [32, 16, 16, 8, 8]\n";
 
 /// The `melfuse-train` binary with quiet logs and no backtraces in its messages.
 pub fn binary() -> Command {
@@ -46,7 +50,8 @@ pub fn trained_run(root: &Path) -> PathBuf {
 pub fn trained_run_with(root: &Path, model_lines: &str) -> PathBuf {
     let cache = small_cache(root, 2, 0.4);
     let toml = root.join("fit.toml");
-    std::fs::write(&toml, format!("{FIT_TOML}{model_lines}")).expect("write fit.toml");
+    let widths = if model_lines.contains("decoder_widths") { "" } else { DECODER_WIDTHS };
+    std::fs::write(&toml, format!("{FIT_TOML}{widths}{model_lines}")).expect("write fit.toml");
     let run_dir = root.join("run");
     let fit = run(&["fit", path(&cache), "--out", path(&run_dir), "--config", path(&toml), "--steps", "4"]);
     assert!(fit.status.success(), "fit failed: {}", String::from_utf8_lossy(&fit.stderr));
