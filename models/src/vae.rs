@@ -129,7 +129,7 @@ impl VaeConfig {
             }
         }
         let cells = (self.n_mels / self.latent_downsampling) * (self.frames / self.latent_downsampling);
-        if self.latent_head.is_map() && self.latent_dim % cells != 0 {
+        if self.latent_head.is_map() && !self.latent_dim.is_multiple_of(cells) {
             let example = self.latent_dim.div_ceil(cells) * cells;
             return Err(VaeConfigError::LatentMapSize { latent_dim: self.latent_dim, cells, example });
         }
