@@ -66,11 +66,11 @@
 //! wash: edm's kick columns, melody lines and guitar texture gone. [`LatentHead::Map`] keeps one
 //! code per cell instead (`mu`/`logvar` are 1×1 projections of each cell, the decoder projects
 //! each cell back; no fully connected layer spans the grid, so the model is convolutional in time
-//! and a code reaches only its neighbouring cells' frames), and
-//! `latent_downsampling` puts the grid at ÷32, ÷16 or ÷8 (the last encoder stages keep their
-//! resolution, the decoder drops upsampling blocks). The demo recipe (`models/demo/fit.toml`,
-//! 4 000 steps of batch 8 on the Debian free-music cache, 2 CPU cores), validation
-//! reconstruction loss (five L1 terms) at step 500 / 4 000:
+//! and a code reaches only its neighbouring cells' frames), and `latent_downsampling` puts the
+//! grid at ÷32, ÷16 or ÷8 (the last encoder stages keep their resolution, the decoder drops
+//! upsampling blocks). The demo recipe (`models/demo/fit.toml`, 4 000 steps of batch 8 on the
+//! Debian free-music cache, 2 CPU cores), validation reconstruction loss (five L1 terms) at step
+//! 500 / 4 000:
 //!
 //! | latent | Z | β | step 500 | step 4 000 | samples/s |
 //! |---|---|---|---|---|---|
@@ -79,14 +79,14 @@
 //! | map, ÷32 grid | 1 280 | 1e-9 | 0.2397 | (stopped at 1 770: 0.2178 at 1 500 against 0.2146) | – |
 //! | **map, ÷16 grid (4 × 20 cells × 16 channels)** | 1 280 | 1e-5 | **0.2091** | **0.1734** | 22.2 |
 //!
-//! (samples/s: median of the run's log.) Raising the code's capacity alone (β 1e-5 → 1e-9: KL
-//! 240 → 8 700 nats) did not sharpen anything; halving the distance from a code to the pixels it
-//! describes did, and the judge agrees (`models/demo/README.md`: pulse 0.14 → 0.23 → 0.50,
-//! distance 14.1× → 12.5× → 9.6× for the three judged rows). The ÷16 grid costs no step time:
-//! the encoder's last stage on a 4× larger map is paid back by one upsampling block fewer. The
-//! `z: [B, Z]` interface stays (the map flattened
-//! channel-major), so the bundle, bank, service and judge are unchanged; the ONNX graph reshapes
-//! `z` to its cells (`decoder_graph`, behind the `onnx` feature).
+//! (samples/s: median of the run's log; the vector model's from its first 400 steps on another
+//! day.) Raising the code's capacity alone (β 1e-5 → 1e-9: KL 240 → 8 700 nats) did not sharpen
+//! anything; halving the distance from a code to the pixels it describes did, and the judge
+//! agrees (`models/demo/README.md`: pulse 0.14 → 0.23 → 0.50, distance 14.1× → 12.5× → 9.6× for
+//! the three judged rows). The ÷16 grid cost no step time against the ÷32 map (the encoder's last
+//! stage on a 4× larger map against one upsampling block fewer). The `z: [B, Z]` interface stays
+//! (the map flattened channel-major), so the bundle, bank, service and judge are unchanged; the
+//! ONNX graph reshapes `z` to its cells (`decoder_graph`, behind the `onnx` feature).
 //!
 //! # Presets
 //!
