@@ -6,11 +6,13 @@
 //!
 //! ```text
 //! input  = Concat([z, genre], axis 1)                       [B, Z+G]
-//! h      = Reshape(Gemm(input, project), [B, head, h0, w0])   h0 = n_mels/32, w0 = frames/32
+//! h      = Reshape(Gemm(input, project), [B, head, h0, w0])   h0 = n_mels/d, w0 = frames/d
 //! h      = Relu(BN(Conv1x1(h)))                             [B, base, h0, w0]    (expand)
-//! h      = UpBlock_i(h, genre)  for i in 0..5               each ×2 in height and width
+//! h      = UpBlock_i(h, genre)  for i in 0..log2(d)         each ×2 in height and width
 //! mel    = Sigmoid(Conv3x3(h) + bias)                       [B, 1, n_mels, frames]
 //! ```
+//!
+//! (`d` = `latent_downsampling`: 32, the ResNet18 encoder's own, unless configured 16 or 8.)
 //!
 //! With a latent map ([`crate::LatentHead::Map`], `latent_channels = C > 0`) the first two lines
 //! become a per-cell projection, so no layer connects distant time cells (every later one is a
@@ -30,6 +32,7 @@ use burn::tensor::activation::{relu, sigmoid};
 
 use crate::block::{Projection, UpBlock, UpBlockConfig};
 use crate::kernels::conv2d;
+use crate::latent_grid;
 
 /// Configuration of a [`Decoder`]; normally derived from [`crate::VaeConfig`].
 #[derive(Config, Debug)]
@@ -52,7 +55,7 @@ pub struct DecoderConfig {
     /// Down-sampling of the latent grid the decoder starts from (32, 16 or 8).
     #[config(default = 32)]
     pub latent_downsampling: usize,
-    /// Whether `z` is a flattened latent map `[C, n_mels/32, frames/32]` (the encoder's
+    /// Whether `z` is a flattened latent map `[C, n_mels/d, frames/d]` (the encoder's
     /// [`crate::LatentHead::Map`]) rather than one vector per clip.
     #[config(default = false)]
     pub latent_map: bool,
@@ -60,10 +63,9 @@ pub struct DecoderConfig {
 
 impl DecoderConfig {
     /// Builds the decoder. Expects a config that passed [`crate::VaeConfig::validate`]
-    /// (five widths, sizes multiples of 32); burn panics otherwise.
+    /// (one width per upsampling block, sizes multiples of 32); burn panics otherwise.
     pub fn init(&self, device: &Device) -> Decoder {
-        let grid_height = self.n_mels / self.latent_downsampling;
-        let grid_width = self.frames / self.latent_downsampling;
+        let (grid_height, grid_width) = latent_grid(self.n_mels, self.frames, self.latent_downsampling);
         let mut blocks = Vec::new();
         let mut in_channels = self.base_channels;
         for &width in &self.widths {
@@ -100,15 +102,15 @@ pub struct Decoder {
     pub project: Linear,
     /// 1×1 convolution + BatchNorm from `head_channels` to the base width, then ReLU.
     pub expand: Projection,
-    /// The five genre-conditioned ×2 upsampling blocks.
+    /// The genre-conditioned ×2 upsampling blocks (five at ÷32).
     pub blocks: Vec<UpBlock>,
     /// Final 3×3 convolution to one channel (with bias), followed by a sigmoid.
     pub output: Conv2d,
     /// Channels of the reshaped projection.
     pub head_channels: usize,
-    /// `n_mels / 32`: height of the reshaped projection.
+    /// `n_mels / d`: height of the reshaped projection.
     pub grid_height: usize,
-    /// `frames / 32`: width of the reshaped projection.
+    /// `frames / d`: width of the reshaped projection.
     pub grid_width: usize,
     /// Channels `C` of a latent map (`z` is `[B, C · grid_height · grid_width]`, channel-major);
     /// 0 when the latent is one vector per clip.

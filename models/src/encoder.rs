@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 
 use crate::block::{BasicBlock, BasicBlockConfig, Projection};
 use crate::kernels::{batch_norm, conv2d};
-use crate::DOWNSAMPLING;
+use crate::{latent_grid, DOWNSAMPLING};
 
 /// How the encoder's first layer reduces the input; both choices reach the same total ÷32
 /// (`DOWNSAMPLING`) over the stem plus four stages.
@@ -23,12 +23,13 @@ pub enum Stem {
     Narrow,
 }
 
-/// How the final feature map `[B, C, n_mels/32, frames/32]` becomes the latent vector.
+/// How the final feature map `[B, C, n_mels/d, frames/d]` (`d` = `latent_downsampling`, 32 by
+/// default) becomes the latent.
 #[derive(Config, Debug, PartialEq, Copy)]
 pub enum LatentHead {
     /// 1×1 convolution down to `head_channels` + BatchNorm + ReLU, then flatten the whole map
     /// into the `mu`/`logvar` linears. Keeps *where* in time and frequency each feature is,
-    /// which a spectrogram decoder needs; costs `head_channels · n_mels/32 · frames/32 · Z`
+    /// which a spectrogram decoder needs; costs `head_channels · n_mels/d · frames/d · Z`
     /// weights per linear. The default (see the crate docs for the experiment behind it).
     Flatten,
     /// Global average pooling over the map, then the linears. Translation invariant and tiny,
@@ -72,12 +73,12 @@ pub struct EncoderConfig {
     pub head_channels: usize,
     /// Lower bound `logvar` is clamped to, so `exp(logvar)` cannot underflow to 0.
     pub logvar_min: f64,
+    /// Upper bound `logvar` is clamped to, so `exp(logvar)` cannot overflow to inf.
+    pub logvar_max: f64,
     /// Total down-sampling of the latent grid: 32 (every stage after the stem's halves), 16 or 8
     /// (the last one or two stages keep their resolution; see [`crate::VaeConfig`]).
     #[config(default = 32)]
     pub latent_downsampling: usize,
-    /// Upper bound `logvar` is clamped to, so `exp(logvar)` cannot overflow to inf.
-    pub logvar_max: f64,
 }
 
 impl EncoderConfig {
@@ -105,12 +106,12 @@ impl EncoderConfig {
 
         let mut blocks = Vec::new();
         let mut in_channels = stem_width;
-        // Stages from this one on keep their resolution (none for the full ÷32).
-        let kept_stages = (DOWNSAMPLING / self.latent_downsampling.max(1)).trailing_zeros() as usize;
+        // Stages from this one on keep their resolution (none for the full ÷32; never the first).
+        let kept_stages = (DOWNSAMPLING / self.latent_downsampling).trailing_zeros() as usize;
         let first_unstrided = self.widths.len().saturating_sub(kept_stages);
         for (stage, (&width, &count)) in self.widths.iter().zip(&self.blocks).enumerate() {
             for index in 0..count {
-                let stride = if index > 0 || (stage > 0 && stage >= first_unstrided) {
+                let stride = if index > 0 || stage >= first_unstrided {
                     1
                 } else if stage == 0 {
                     first_stride
@@ -122,7 +123,8 @@ impl EncoderConfig {
             }
         }
 
-        let grid_cells = (self.n_mels / self.latent_downsampling) * (self.frames / self.latent_downsampling);
+        let (grid_height, grid_width) = latent_grid(self.n_mels, self.frames, self.latent_downsampling);
+        let grid_cells = grid_height * grid_width;
         // `features` is the width each linear reads; `outputs` what it writes (per cell for a map).
         let (head_reduce, features, outputs) = match self.latent_head {
             LatentHead::Flatten => (

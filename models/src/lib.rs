@@ -117,6 +117,13 @@ pub use error::VaeConfigError;
 pub use loss::{kl_divergence, l1_loss, reconstruction_loss, ReconstructionWeights, VaeLoss, VaeLossConfig};
 pub use vae::{Vae, VaeConfig, VaeOutput, DECODER_STAGES, ENCODER_STAGES, LATENT_DOWNSAMPLINGS};
 
+/// `(height, width)` of the latent grid of an `n_mels × frames` image at `latent_downsampling`:
+/// the encoder's last feature map, the decoder's first, and a latent map's cells. One formula for
+/// the encoder, the decoder and config validation, which must agree.
+pub fn latent_grid(n_mels: usize, frames: usize, latent_downsampling: usize) -> (usize, usize) {
+    (n_mels / latent_downsampling, frames / latent_downsampling)
+}
+
 /// Total down-sampling of the encoder and up-sampling of the decoder (2⁵) at the default latent
 /// grid (`VaeConfig::latent_downsampling` may make it 16 or 8): `n_mels` and `frames` must be
 /// multiples of it whatever the grid.

@@ -7,7 +7,7 @@ use burn::tensor::Distribution;
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::encoder::{Encoder, EncoderConfig, LatentHead, Stem};
 use crate::error::VaeConfigError;
-use crate::DOWNSAMPLING;
+use crate::{latent_grid, DOWNSAMPLING};
 
 /// Stages of the ResNet18 encoder (`widths` and `blocks` have this many entries).
 pub const ENCODER_STAGES: usize = 4;
@@ -128,7 +128,8 @@ impl VaeConfig {
                 return Err(VaeConfigError::ZeroEntry { field, index });
             }
         }
-        let cells = (self.n_mels / self.latent_downsampling) * (self.frames / self.latent_downsampling);
+        let (grid_height, grid_width) = latent_grid(self.n_mels, self.frames, self.latent_downsampling);
+        let cells = grid_height * grid_width;
         if self.latent_head.is_map() && !self.latent_dim.is_multiple_of(cells) {
             let example = self.latent_dim.div_ceil(cells) * cells;
             return Err(VaeConfigError::LatentMapSize { latent_dim: self.latent_dim, cells, example });
