@@ -104,6 +104,7 @@ pub mod block;
 pub mod decoder;
 #[cfg(feature = "onnx")]
 pub mod decoder_graph;
+pub mod discriminator;
 pub mod encoder;
 pub mod error;
 pub mod kernels;
@@ -112,6 +113,9 @@ pub mod vae;
 
 pub use block::{BasicBlock, BasicBlockConfig, Projection, UpBlock, UpBlockConfig};
 pub use decoder::{Decoder, DecoderConfig};
+pub use discriminator::{
+    feature_matching_loss, hinge_critic_loss, hinge_generator_loss, CriticOutput, Discriminator, DiscriminatorConfig,
+};
 pub use encoder::{Encoder, EncoderConfig, LatentHead, Stem};
 pub use error::VaeConfigError;
 pub use loss::{kl_divergence, l1_loss, reconstruction_loss, ReconstructionWeights, VaeLoss, VaeLossConfig};

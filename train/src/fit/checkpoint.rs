@@ -1,5 +1,6 @@
 //! Checkpoints: the model's parameters (with BatchNorm running statistics), the Adam state and a
-//! small JSON [`CheckpointState`], under `RUN_DIR/checkpoints/step-00001234.*`.
+//! small JSON [`CheckpointState`], under `RUN_DIR/checkpoints/step-00001234.*`; in the
+//! adversarial stage also the critic and its Adam state (`*.critic.bpk`, `*.critic-optim.bpk`).
 //!
 //! # Crash safety
 //!
@@ -22,6 +23,7 @@ use melfuse_models::Vae;
 use melfuse_proto::manifest::sha256_hex;
 use serde::{Deserialize, Serialize};
 
+use super::adversarial::Critic;
 use super::run_dir::{checkpoints_dir, RunInfo};
 use super::FitError;
 
@@ -32,6 +34,8 @@ pub const LATEST_FILE: &str = "latest";
 const MODEL_SUFFIX: &str = "model.bpk";
 const OPTIMIZER_SUFFIX: &str = "optim.bpk";
 const STATE_SUFFIX: &str = "json";
+const CRITIC_SUFFIX: &str = "critic.bpk";
+const CRITIC_OPTIMIZER_SUFFIX: &str = "critic-optim.bpk";
 
 /// The training loop's own state at a checkpoint: enough, with the two records, to continue as if
 /// the run had never stopped.
@@ -56,6 +60,12 @@ pub struct CheckpointState {
     pub model_sha256: String,
     /// SHA-256 of the optimiser record file.
     pub optimizer_sha256: String,
+    /// SHA-256 of the critic's record file (adversarial stage only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic_sha256: Option<String>,
+    /// SHA-256 of the critic optimiser's record file (adversarial stage only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic_optimizer_sha256: Option<String>,
 }
 
 /// The file stem of the checkpoint at `step`: `step-00001234`.
@@ -102,6 +112,7 @@ pub fn save(
     dir: &Path,
     model: &Vae,
     optimizer: &ModuleOptimizer,
+    critic: Option<&Critic>,
     mut state: CheckpointState,
     keep: usize,
 ) -> Result<(), FitError> {
@@ -116,6 +127,18 @@ pub fn save(
     state.optimizer_sha256 = sha256_hex(&optimizer_bytes);
     write_file(&model_path, &model_bytes)?;
     write_file(&optimizer_path, &optimizer_bytes)?;
+    (state.critic_sha256, state.critic_optimizer_sha256) = (None, None);
+    if let Some(critic) = critic {
+        let critic_path = file(dir, step, CRITIC_SUFFIX);
+        let critic_bytes =
+            critic.model.clone().into_record().into_bytes().map_err(|e| record_error(&critic_path, e))?;
+        let adam_path = file(dir, step, CRITIC_OPTIMIZER_SUFFIX);
+        let adam_bytes = critic.optimizer.to_record().into_bytes().map_err(|e| record_error(&adam_path, e))?;
+        state.critic_sha256 = Some(sha256_hex(&critic_bytes));
+        state.critic_optimizer_sha256 = Some(sha256_hex(&adam_bytes));
+        write_file(&critic_path, &critic_bytes)?;
+        write_file(&adam_path, &adam_bytes)?;
+    }
     let state_path = file(dir, step, STATE_SUFFIX);
     let json =
         serde_json::to_vec_pretty(&state).map_err(|source| FitError::Json { path: state_path.clone(), source })?;
@@ -132,7 +155,7 @@ pub fn save(
 /// partly deleted checkpoint no longer counts as one, and stale temporary files of this process.
 fn prune(dir: &Path, keep: usize, current: u64) -> Result<(), FitError> {
     for step in list_checkpoints(dir)?.into_iter().skip(keep).filter(|&s| s != current) {
-        for suffix in [STATE_SUFFIX, MODEL_SUFFIX, OPTIMIZER_SUFFIX] {
+        for suffix in [STATE_SUFFIX, MODEL_SUFFIX, OPTIMIZER_SUFFIX, CRITIC_SUFFIX, CRITIC_OPTIMIZER_SUFFIX] {
             let path = file(dir, step, suffix);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -153,6 +176,8 @@ pub struct LoadedCheckpoint {
     pub model: ModuleRecord,
     /// The optimiser state.
     pub optimizer: OptimizerRecord,
+    /// The critic and its optimiser state, in a checkpoint of the adversarial stage.
+    pub critic: Option<(ModuleRecord, OptimizerRecord)>,
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, FitError> {
@@ -186,7 +211,18 @@ pub fn read_checkpoint(dir: &Path, step: u64) -> Result<LoadedCheckpoint, FitErr
     let model = ModuleRecord::from_bytes(model_bytes).map_err(|e| record_error(&model_path, e))?;
     let (optimizer_path, optimizer_bytes) = load(OPTIMIZER_SUFFIX, &state.optimizer_sha256)?;
     let optimizer = OptimizerRecord::from_bytes(optimizer_bytes).map_err(|e| record_error(&optimizer_path, e))?;
-    Ok(LoadedCheckpoint { state, model, optimizer })
+    let critic = match (&state.critic_sha256, &state.critic_optimizer_sha256) {
+        (Some(critic_hash), Some(adam_hash)) => {
+            let (critic_path, critic_bytes) = load(CRITIC_SUFFIX, critic_hash)?;
+            let critic = ModuleRecord::from_bytes(critic_bytes).map_err(|e| record_error(&critic_path, e))?;
+            let (adam_path, adam_bytes) = load(CRITIC_OPTIMIZER_SUFFIX, adam_hash)?;
+            let adam = OptimizerRecord::from_bytes(adam_bytes).map_err(|e| record_error(&adam_path, e))?;
+            Some((critic, adam))
+        }
+        (None, None) => None,
+        _ => return Err(record_error(&state_path, "records one of the critic's two hashes without the other")),
+    };
+    Ok(LoadedCheckpoint { state, model, optimizer, critic })
 }
 
 /// The checkpoint `latest` names if it loads, else the newest one that loads; `None` when the

@@ -4,6 +4,7 @@
 use melfuse_models::{LatentHead, ReconstructionWeights, Stem, VaeConfig};
 use serde::{Deserialize, Serialize};
 
+use super::adversarial::AdversarialConfig;
 use super::augment::AugmentConfig;
 use super::balance::SamplingConfig;
 use super::FitError;
@@ -207,6 +208,11 @@ pub struct FitConfig {
     /// run.json while off.
     #[serde(skip_serializing_if = "AugmentConfig::is_off")]
     pub augment: AugmentConfig,
+    /// The adversarial stage (`[adversarial]`, see `fit::adversarial`): absent for the spectral
+    /// stage (and then left out of run.json); present, the run fine-tunes the decoder of the
+    /// `--init` run against a critic with the encoder frozen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialConfig>,
 }
 
 impl Default for FitConfig {
@@ -232,6 +238,7 @@ impl Default for FitConfig {
             lr_backoff: 0.5,
             sampling: SamplingConfig::default(),
             augment: AugmentConfig::default(),
+            adversarial: None,
         }
     }
 }
@@ -284,7 +291,8 @@ impl FitConfig {
         if !(self.lr_backoff.is_finite() && self.lr_backoff > 0.0 && self.lr_backoff < 1.0) {
             return bad("lr_backoff", format!("{} must be in (0, 1)", self.lr_backoff));
         }
-        for checked in [self.sampling.validate(), self.augment.validate()] {
+        let adversarial = self.adversarial.as_ref().map_or(Ok(()), AdversarialConfig::validate);
+        for checked in [self.sampling.validate(), self.augment.validate(), adversarial] {
             if let Err((field, detail)) = checked {
                 return bad(field, detail);
             }

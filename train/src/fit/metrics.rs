@@ -2,7 +2,8 @@
 //!
 //! - `{"kind":"train","step","lr","beta","loss","reconstruction","kl","samples_per_second","nonfinite_skipped"}`
 //!   every `log_every` steps (the loss of step `step`, computed on the weights after `step − 1`
-//!   steps);
+//!   steps), in the adversarial stage with an `adversarial` object (`critic`, `generator`,
+//!   `feature_matching`, `balance`, `real_score`, `fake_score`: `fit::adversarial`);
 //! - `{"kind":"validation","step","loss","reconstruction","kl"}` every `validate_every` steps and
 //!   at the end: the whole validation split in inference mode with `z = mu` (eps = 0), on the
 //!   weights after `step` steps;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::adversarial::AdversarialMetrics;
 use super::FitError;
 
 /// One training step's numbers.
@@ -46,6 +48,9 @@ pub struct TrainMetrics {
     pub samples_per_second: f64,
     /// Non-finite steps skipped so far in the run.
     pub nonfinite_skipped: u64,
+    /// The critic's numbers, in the adversarial stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialMetrics>,
 }
 
 /// One validation pass's numbers.
@@ -223,6 +228,7 @@ mod tests {
             kl: 1.0,
             samples_per_second: 10.0,
             nonfinite_skipped: 0,
+            adversarial: None,
         })
     }
 

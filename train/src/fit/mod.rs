@@ -18,6 +18,14 @@
 //! augmented in the mel domain ([`augment`]: gain, time shift along the track, mild pitch),
 //! both deterministic per `(seed, step)`.
 //!
+//! # Two stages
+//!
+//! The spectral stage above trains the whole VAE. A run whose config has an `[adversarial]`
+//! section is the second stage ([`adversarial`]): started with `--init` from a spectral run, it
+//! freezes the encoder and fine-tunes the decoder against a PatchGAN critic, balancing the
+//! critic's gradient against the reconstruction terms'. Checkpoints then hold the critic too, and
+//! `eval` and `export` read the result like any run.
+//!
 //! # Non-finite losses
 //!
 //! The loss is read back every step. A NaN or infinite loss skips the optimiser step (and undoes
@@ -38,6 +46,7 @@
 //! data-parallel training is not supported: burn 0.22 has the pieces (`ModuleOptimizer::step_multi`)
 //! but no way to test it here without GPUs, so `--device` takes a single device.
 
+pub mod adversarial;
 mod args;
 pub mod augment;
 pub mod balance;
@@ -53,6 +62,7 @@ mod trainer;
 use crate::file_error::FileError;
 use std::path::PathBuf;
 
+pub use adversarial::AdversarialConfig;
 pub use args::{DeviceSpec, FitArgs};
 pub use checkpoint::load_model;
 pub use config::{FitConfig, ModelPreset, ModelSettings, Schedule};

@@ -17,13 +17,13 @@ use crate::prepare::PrepareConfig;
 
 /// The tiny cache (`prepare::tiny`): 32 mels × 64 frames, two genres, `clips` clips of 2.5 s
 /// each → 4 segments per clip; `validation_fraction` of the tracks held out.
-fn small_cache(root: &Path, clips: usize, validation_fraction: f64) -> PathBuf {
+pub(super) fn small_cache(root: &Path, clips: usize, validation_fraction: f64) -> PathBuf {
     tiny_cache(root, clips, validation_fraction).expect("tiny cache")
 }
 
 /// The tiny preset narrowed to the size of the model crate's unit tests, so a step takes
 /// milliseconds.
-fn small_config(steps: u64) -> FitConfig {
+pub(super) fn small_config(steps: u64) -> FitConfig {
     let model = ModelSettings {
         preset: ModelPreset::Tiny,
         latent_dim: Some(16),
@@ -49,7 +49,7 @@ fn small_config(steps: u64) -> FitConfig {
     }
 }
 
-fn request(cache: &Path, run_dir: &Path, config: FitConfig) -> FitRequest {
+pub(super) fn request(cache: &Path, run_dir: &Path, config: FitConfig) -> FitRequest {
     FitRequest {
         cache_dir: cache.to_path_buf(),
         run_dir: run_dir.to_path_buf(),
@@ -64,7 +64,7 @@ fn request(cache: &Path, run_dir: &Path, config: FitConfig) -> FitRequest {
     }
 }
 
-fn train_records(run_dir: &Path) -> Vec<TrainMetrics> {
+pub(super) fn train_records(run_dir: &Path) -> Vec<TrainMetrics> {
     read_metrics(&run_dir.join(run_dir::METRICS_FILE))
         .expect("metrics")
         .into_iter()

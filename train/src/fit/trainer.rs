@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melfuse_models::{kl_divergence, Vae, VaeConfig, VaeLossConfig};
 use melfuse_proto::manifest::sha256_hex;
 
+use super::adversarial::{self, critic_optimizer, new_critic, AdversarialMetrics, Critic, StepInput};
 use super::augment::read_train_batch;
 use super::balance::run_sampler;
 use super::batches::{noise, HostBatch, PoolEntry};
@@ -26,7 +28,7 @@ use super::run_dir::{
     checkpoints_dir, create_fresh, metrics_path, InitSource, RunInfo, RUN_FILE, RUN_FORMAT, RUN_FORMAT_VERSION,
 };
 use super::schedule::{learning_rate_at, loss_config};
-use super::{interrupt, DeviceSpec, FitConfig, FitError};
+use super::{interrupt, AdversarialConfig, DeviceSpec, FitConfig, FitError};
 use crate::prepare::cache::Cache;
 use crate::prepare::split::Split;
 
@@ -191,6 +193,13 @@ fn init_model(config: &VaeConfig, seed: u64, device: &Device) -> Result<Vae, Fit
     Ok(config.init(device)?)
 }
 
+/// A fresh critic for the adversarial stage, seeded from the run's seed, under [`INIT_LOCK`].
+fn init_critic(settings: &AdversarialConfig, n_genres: usize, seed: u64, device: &Device) -> Result<Critic, FitError> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed ^ 0xC817_1C00);
+    new_critic(settings, n_genres, device)
+}
+
 fn adam(config: &FitConfig) -> ModuleOptimizer {
     AdamConfig::new().with_grad_clipping(config.grad_clip_norm.map(GradientClippingConfig::Norm)).init()
 }
@@ -246,7 +255,67 @@ impl RunningStatistics {
 struct Run {
     model: Vae,
     optimizer: ModuleOptimizer,
+    /// The adversarial stage's critic.
+    critic: Option<Critic>,
     state: CheckpointState,
+}
+
+/// What one step measured (its weights updated already).
+struct StepNumbers {
+    loss: f64,
+    reconstruction: f64,
+    kl: f64,
+    adversarial: Option<AdversarialMetrics>,
+}
+
+/// One step of the spectral stage: the VAE's loss and an Adam step. `None` when the loss was not
+/// finite (nothing updated).
+fn spectral_step(
+    run: &mut Run,
+    images: Tensor<4>,
+    genres: Tensor<2>,
+    eps: Tensor<2>,
+    losses: &VaeLossConfig,
+    index: u64,
+    lr: f64,
+) -> Option<StepNumbers> {
+    let output = run.model.forward(images.clone(), genres, eps);
+    let loss = losses.loss(&output, images, index as usize);
+    let total = scalar(loss.total.clone());
+    if !total.is_finite() {
+        return None;
+    }
+    let (reconstruction, kl) = (scalar(loss.reconstruction.clone()), scalar(loss.kl.clone()));
+    let grads = GradientsParams::from_grads(loss.total.backward(), &run.model);
+    run.model = run.optimizer.step(lr, run.model.clone(), grads);
+    Some(StepNumbers { loss: total, reconstruction, kl, adversarial: None })
+}
+
+/// The critic of a reloaded checkpoint, applied to the run's current one (whose shape it has).
+fn restore_critic(
+    critic: Option<Critic>,
+    loaded: Option<(ModuleRecord, OptimizerRecord)>,
+    dir: &Path,
+) -> Result<Option<Critic>, FitError> {
+    match (critic, loaded) {
+        (Some(critic), Some((model, optimizer))) => Ok(Some(Critic {
+            model: critic.model.try_load_record(model).map_err(|e| record_error(dir, e))?,
+            optimizer: critic_optimizer().load_record(optimizer),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(FitError::Record {
+            path: dir.to_path_buf(),
+            detail: "the adversarial stage's checkpoint holds no critic".into(),
+        }),
+        (None, Some(_)) => Err(FitError::Record {
+            path: dir.to_path_buf(),
+            detail: "the checkpoint holds a critic but the settings have no [adversarial] section".into(),
+        }),
+    }
+}
+
+fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
+    FitError::Record { path: path.to_path_buf(), detail: error.to_string() }
 }
 
 /// Runs (or continues) a training run; see the module docs.
@@ -310,16 +379,21 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
             &train_device,
         );
         let statistics = RunningStatistics::take(&run.model);
-        let output = run.model.forward(images.clone(), genres, eps);
-        let loss = losses.loss(&output, images, index as usize);
-        let total = scalar(loss.total.clone());
+        let numbers = match (run.critic.as_mut(), config.adversarial.as_ref()) {
+            (Some(critic), Some(settings)) => {
+                let input = StepInput { images, genres, eps, losses: &losses, settings, index, lr };
+                adversarial::step(&mut run.model, &mut run.optimizer, critic, input)?.map(|numbers| StepNumbers {
+                    loss: numbers.reconstruction + beta * numbers.kl,
+                    reconstruction: numbers.reconstruction,
+                    kl: numbers.kl,
+                    adversarial: Some(numbers.adversarial),
+                })
+            }
+            _ => spectral_step(&mut run, images, genres, eps, &losses, index, lr),
+        };
         samples_total += batch.rows;
         window.1 += batch.rows;
-        if total.is_finite() {
-            let reconstruction = scalar(loss.reconstruction.clone());
-            let kl = scalar(loss.kl.clone());
-            let grads = GradientsParams::from_grads(loss.total.backward(), &run.model);
-            run.model = run.optimizer.step(lr, run.model, grads);
+        if let Some(numbers) = numbers {
             run.state.consecutive_nonfinite = 0;
             if number % config.log_every == 0 || number == target {
                 let seconds = window.0.elapsed().as_secs_f64().max(1e-9);
@@ -327,14 +401,18 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
                     step: number,
                     lr,
                     beta,
-                    loss: total,
-                    reconstruction,
-                    kl,
+                    loss: numbers.loss,
+                    reconstruction: numbers.reconstruction,
+                    kl: numbers.kl,
                     samples_per_second: window.1 as f64 / seconds,
                     nonfinite_skipped: run.state.nonfinite_total,
+                    adversarial: numbers.adversarial,
                 };
                 window = (Instant::now(), 0);
-                progress.set_message(format!("loss {total:.5} lr {lr:.2e} {:.1} samples/s", record.samples_per_second));
+                progress.set_message(format!(
+                    "loss {:.5} lr {lr:.2e} {:.1} samples/s",
+                    record.loss, record.samples_per_second
+                ));
                 metrics.append(&MetricRecord::Train(record.clone()))?;
                 first_train.get_or_insert_with(|| record.clone());
                 last_train = Some(record);
@@ -348,21 +426,20 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
                 let loaded = newest_loadable(&checkpoints)?
                     .ok_or_else(|| FitError::NoCheckpoint { dir: checkpoints.clone() })?;
                 tracing::warn!(
-                    "step {number}: non-finite loss ({total}), {consecutive} in a row: reloading checkpoint step {} \
+                    "step {number}: non-finite loss, {consecutive} in a row: reloading checkpoint step {} \
                      and multiplying the learning rate by {}",
                     loaded.state.step,
                     config.lr_backoff
                 );
                 run.model = apply_model_record(run.model, loaded.model, &checkpoints)?;
                 run.optimizer = adam(config).load_record(loaded.optimizer);
+                run.critic = restore_critic(run.critic.take(), loaded.critic, &checkpoints)?;
                 run.state.lr_scale *= config.lr_backoff;
                 run.state.restores += 1;
                 run.state.consecutive_nonfinite = 0;
                 NonfiniteAction::Restored
             } else {
-                tracing::warn!(
-                    "step {number}: non-finite loss ({total}); optimiser step skipped ({consecutive} in a row)"
-                );
+                tracing::warn!("step {number}: non-finite loss; optimiser step skipped ({consecutive} in a row)");
                 NonfiniteAction::Skipped
             };
             metrics.append(&MetricRecord::Nonfinite(NonfiniteEvent {
@@ -424,7 +501,7 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
 }
 
 fn save(dir: &Path, run: &Run, config: &FitConfig) -> Result<(), FitError> {
-    checkpoint::save(dir, &run.model, &run.optimizer, run.state.clone(), config.keep_checkpoints)
+    checkpoint::save(dir, &run.model, &run.optimizer, run.critic.as_ref(), run.state.clone(), config.keep_checkpoints)
 }
 
 fn progress_bar(enabled: bool, position: u64, total: u64) -> ProgressBar {
@@ -444,6 +521,14 @@ fn progress_bar(enabled: bool, position: u64, total: u64) -> ProgressBar {
 /// A fresh run (optionally from pretrained weights): checks, `run.json`, the step-0 checkpoint.
 fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Result<(RunInfo, Run), FitError> {
     let config = &request.config;
+    if config.adversarial.is_some() && request.init.is_none() {
+        return Err(FitError::InvalidConfig {
+            field: "adversarial",
+            detail: "the adversarial stage fine-tunes a trained decoder with its encoder frozen: \
+                     start it with --init RUN (the spectral stage's run)"
+                .into(),
+        });
+    }
     let pretrained = match &request.init {
         Some(init) => {
             let (run_dir, step) = init_location(&init.source)?;
@@ -500,9 +585,14 @@ fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Re
     if let Some((_, _, loaded)) = pretrained {
         model = apply_model_record(model, loaded.model, &request.run_dir)?;
     }
+    let critic = match &config.adversarial {
+        Some(settings) => Some(init_critic(settings, info.genres.len(), config.seed, device)?),
+        None => None,
+    };
     let run = Run {
         model,
         optimizer: adam(config),
+        critic,
         state: CheckpointState {
             format_version: checkpoint::CHECKPOINT_FORMAT_VERSION,
             step: 0,
@@ -513,6 +603,8 @@ fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Re
             config_hash: hash.to_string(),
             model_sha256: String::new(),
             optimizer_sha256: String::new(),
+            critic_sha256: None,
+            critic_optimizer_sha256: None,
         },
     };
     save(&checkpoints_dir(&request.run_dir), &run, config)?;
@@ -554,7 +646,7 @@ fn resume(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> R
         info.write(run_dir)?;
     }
     let dir = checkpoints_dir(run_dir);
-    let LoadedCheckpoint { state, model, optimizer } =
+    let LoadedCheckpoint { state, model, optimizer, critic } =
         newest_loadable(&dir)?.ok_or_else(|| FitError::NoCheckpoint { dir: dir.clone() })?;
     if state.config_hash != hash {
         return Err(FitError::ResumeMismatch {
@@ -564,7 +656,12 @@ fn resume(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> R
     let fresh = init_model(&info.model, request.config.seed, device)?;
     let model = apply_model_record(fresh, model, &dir)?;
     let optimizer = adam(&request.config).load_record(optimizer);
-    Ok((info, Run { model, optimizer, state }))
+    let fresh_critic = match &request.config.adversarial {
+        Some(settings) => Some(init_critic(settings, info.genres.len(), request.config.seed, device)?),
+        None => None,
+    };
+    let critic = restore_critic(fresh_critic, critic, &dir)?;
+    Ok((info, Run { model, optimizer, critic, state }))
 }
 
 /// One pass over the validation pool in inference mode (running BatchNorm statistics), `z = mu`.

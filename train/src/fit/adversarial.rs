@@ -1,0 +1,259 @@
+//! The adversarial stage (`[adversarial]` in the fit config): the encoder of a trained run is
+//! frozen and its decoder fine-tuned against a PatchGAN critic
+//! ([`melfuse_models::Discriminator`]), so decoded clips commit to sharp beats and harmonic lines
+//! instead of the average of what the code leaves open.
+//!
+//! # One step
+//!
+//! 1. The encoder runs in inference mode (running BatchNorm statistics, no gradient): `mu`,
+//!    `logvar` of the batch, and `z = mu + eps·σ` as in the spectral stage, so the decoder stays
+//!    robust to the service's `temperature` noise. The decoder decodes `z` (training mode).
+//! 2. The critic scores the real batch and the decoded one (detached): hinge loss.
+//! 3. The decoder's two objectives are differentiated separately *with respect to its output*
+//!    `x̂`: the reconstruction terms of the run (`g_rec`) and the critic's
+//!    `hinge + feature_matching · L1(features)` (`g_adv`). The gradient sent back into the decoder
+//!    is `g_rec + weight · (‖g_rec‖ / ‖g_adv‖) · g_adv` (the ratio capped at `max_balance`, and
+//!    `weight` 0 for the first `critic_warmup_steps`): the adversarial pull is always a fixed
+//!    fraction of the reconstruction pull, whatever the critic's current scale.
+//!    Taming-transformers balances the two at the decoder's last layer; measuring the ratio one
+//!    step later, at the output (EnCodec's balancer), needs no second backward pass through the
+//!    decoder — burn cannot retain a graph — and sees the same ratio up to the last layer's
+//!    Jacobian.
+//! 4. Both networks step from the weights that computed the step (decoder: the run's Adam and
+//!    schedule; critic: its own Adam, β = (0.5, 0.9), constant rate).
+//!
+//! A non-finite value anywhere skips both updates, like the spectral stage's guard. The critic
+//! and its optimiser are checkpointed beside the VAE, so `--resume` continues both; `eval` and
+//! `export` read the VAE as from any run.
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use melfuse_models::{
+    feature_matching_loss, hinge_critic_loss, hinge_generator_loss, kl_divergence, Discriminator, DiscriminatorConfig,
+    Vae, VaeLossConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use super::FitError;
+
+/// `[adversarial]`: the stage's settings. Present only in a run started with `--init` from a
+/// trained run (the stage fine-tunes its decoder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdversarialConfig {
+    /// The adversarial gradient's norm at the decoder's output as a fraction of the
+    /// reconstruction gradient's.
+    pub weight: f64,
+    /// Weight of the critic's feature-matching L1 next to its hinge term, inside the adversarial
+    /// objective (MelGAN and RAVE use 10).
+    pub feature_matching: f64,
+    /// Cap on `‖g_rec‖ / ‖g_adv‖` while the critic's gradient is still tiny.
+    pub max_balance: f64,
+    /// Steps at the start in which only the critic learns from the decoder (the decoder still
+    /// follows the reconstruction terms), so it never answers an untrained critic.
+    pub critic_warmup_steps: u64,
+    /// The critic's Adam learning rate (constant).
+    pub critic_learning_rate: f64,
+    /// The critic's channels per stride-2 layer, finest first.
+    pub critic_widths: Vec<usize>,
+}
+
+impl Default for AdversarialConfig {
+    fn default() -> Self {
+        Self {
+            weight: 0.5,
+            feature_matching: 10.0,
+            max_balance: 1e4,
+            critic_warmup_steps: 100,
+            critic_learning_rate: 2e-4,
+            critic_widths: vec![32, 64, 128, 128],
+        }
+    }
+}
+
+impl AdversarialConfig {
+    /// Checks every field; the error is `(field, why)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let positive = |value: f64| value.is_finite() && value > 0.0;
+        if !(self.weight.is_finite() && self.weight >= 0.0) {
+            return Err(("adversarial.weight", format!("{} must be finite and ≥ 0", self.weight)));
+        }
+        if !(self.feature_matching.is_finite() && self.feature_matching >= 0.0) {
+            return Err(("adversarial.feature_matching", format!("{} must be finite and ≥ 0", self.feature_matching)));
+        }
+        if !positive(self.max_balance) {
+            return Err(("adversarial.max_balance", format!("{} must be positive", self.max_balance)));
+        }
+        if !positive(self.critic_learning_rate) {
+            return Err((
+                "adversarial.critic_learning_rate",
+                format!("{} must be positive", self.critic_learning_rate),
+            ));
+        }
+        self.critic_config(1).init(&Device::flex()).map(drop).map_err(|detail| ("adversarial.critic_widths", detail))
+    }
+
+    /// The critic's architecture for `n_genres` conditioning genres.
+    pub fn critic_config(&self, n_genres: usize) -> DiscriminatorConfig {
+        DiscriminatorConfig::new(n_genres).with_widths(self.critic_widths.clone())
+    }
+}
+
+/// The critic's Adam (β₁ = 0.5, β₂ = 0.9, the usual GAN setting: less momentum against a moving
+/// opponent).
+pub fn critic_optimizer() -> ModuleOptimizer {
+    AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init()
+}
+
+/// The critic and its optimiser: the stage's second network.
+#[derive(Clone)]
+pub struct Critic {
+    /// The PatchGAN.
+    pub model: Discriminator,
+    /// Its Adam state.
+    pub optimizer: ModuleOptimizer,
+}
+
+/// The adversarial numbers of one step, logged in the `train` metrics line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdversarialMetrics {
+    /// The critic's hinge loss (2 = no better than chance at the margin, 0 = perfect).
+    pub critic: f64,
+    /// The decoder's hinge term, `−mean(critic(x̂))`.
+    pub generator: f64,
+    /// L1 between the critic's features of the decoded and the real batch.
+    pub feature_matching: f64,
+    /// The factor applied to the adversarial gradient: `weight · ‖g_rec‖ / ‖g_adv‖` (0 in the
+    /// critic's warm-up).
+    pub balance: f64,
+    /// Mean critic score of the real batch.
+    pub real_score: f64,
+    /// Mean critic score of the decoded batch.
+    pub fake_score: f64,
+}
+
+/// One adversarial step's numbers; the networks were updated when this is returned.
+#[derive(Debug, Clone)]
+pub struct StepNumbers {
+    /// The run's reconstruction terms on the decoded batch.
+    pub reconstruction: f64,
+    /// KL of the (frozen) encoder's posterior.
+    pub kl: f64,
+    /// The critic's view.
+    pub adversarial: AdversarialMetrics,
+}
+
+fn scalar(tensor: Tensor<1>) -> f64 {
+    f64::from(tensor.into_scalar::<f32>())
+}
+
+fn norm(tensor: &Tensor<4>) -> f64 {
+    scalar(tensor.clone().square().sum()).sqrt()
+}
+
+/// A fresh critic for `n_genres` genres.
+pub fn new_critic(config: &AdversarialConfig, n_genres: usize, device: &Device) -> Result<Critic, FitError> {
+    let model = config
+        .critic_config(n_genres)
+        .init(device)
+        .map_err(|detail| FitError::InvalidConfig { field: "adversarial.critic_widths", detail })?;
+    Ok(Critic { model, optimizer: critic_optimizer() })
+}
+
+/// Everything a step reads besides the two networks.
+pub struct StepInput<'a> {
+    /// The batch, `[B, 1, n_mels, frames]` on the autodiff device.
+    pub images: Tensor<4>,
+    /// Its genres, one-hot rows.
+    pub genres: Tensor<2>,
+    /// Reparameterisation noise `[B, Z]`.
+    pub eps: Tensor<2>,
+    /// The run's loss settings (its reconstruction terms are the decoder's anchor).
+    pub losses: &'a VaeLossConfig,
+    /// The stage's settings.
+    pub settings: &'a AdversarialConfig,
+    /// 0-based step.
+    pub index: u64,
+    /// The decoder's learning rate for this step.
+    pub lr: f64,
+}
+
+/// One step of the stage (module docs). `Ok(None)` when a value was not finite: neither network
+/// was updated (the decoder's BatchNorm statistics are the caller's to restore).
+pub fn step(
+    model: &mut Vae,
+    optimizer: &mut ModuleOptimizer,
+    critic: &mut Critic,
+    input: StepInput<'_>,
+) -> Result<Option<StepNumbers>, FitError> {
+    let StepInput { images, genres, eps, losses, settings, index, lr } = input;
+    let inner = images.clone().without_autodiff();
+    let (mu, logvar) = model.encoder.valid().forward(inner);
+    let (mu, logvar) = (mu.autodiff(), logvar.autodiff());
+    let kl = scalar(kl_divergence(mu.clone(), logvar.clone()));
+    let decoded = model.decode(model.reparameterize(mu, logvar, eps), genres.clone());
+
+    // The critic on the real batch and the decoded one (no path back into the decoder).
+    let real = critic.model.forward(images.clone(), genres.clone());
+    let fake_for_critic = critic.model.forward(decoded.clone().detach(), genres.clone());
+    let real_score = scalar(real.logits.clone().mean());
+    let critic_loss = hinge_critic_loss(real.logits, fake_for_critic.logits);
+    let critic_value = scalar(critic_loss.clone());
+
+    // The decoder's two objectives, each differentiated at its output.
+    let output = decoded.clone().detach().require_grad();
+    let reconstruction = losses.reconstruction.loss(output.clone(), images);
+    let reconstruction_value = scalar(reconstruction.clone());
+    let grad_reconstruction = output.grad(&reconstruction.backward());
+    let judged = critic.model.forward(output.clone(), genres);
+    let fake_score = scalar(judged.logits.clone().mean());
+    let generator = hinge_generator_loss(judged.logits);
+    let matching = feature_matching_loss(&judged.features, &real.features);
+    let (generator_value, matching_value) = (scalar(generator.clone()), scalar(matching.clone()));
+    let adversarial = generator + matching.mul_scalar(settings.feature_matching);
+    let grad_adversarial = output.grad(&adversarial.backward());
+    let (Some(grad_reconstruction), Some(grad_adversarial)) = (grad_reconstruction, grad_adversarial) else {
+        unreachable!("the decoded batch is a tracked leaf of both objectives")
+    };
+    let (norm_reconstruction, norm_adversarial) = (norm(&grad_reconstruction), norm(&grad_adversarial));
+    let ratio = (norm_reconstruction / norm_adversarial.max(1e-12)).min(settings.max_balance);
+    let balance = if index < settings.critic_warmup_steps { 0.0 } else { settings.weight * ratio };
+    let values = [
+        kl,
+        critic_value,
+        reconstruction_value,
+        generator_value,
+        matching_value,
+        norm_reconstruction,
+        norm_adversarial,
+        real_score,
+        fake_score,
+    ];
+    if values.iter().any(|v| !v.is_finite()) {
+        return Ok(None);
+    }
+
+    let combined = grad_reconstruction + grad_adversarial.mul_scalar(balance);
+    let surrogate = (decoded * combined.autodiff()).sum();
+    let grads = GradientsParams::from_grads(surrogate.backward(), &*model);
+    *model = optimizer.step(lr, model.clone(), grads);
+    let critic_grads = GradientsParams::from_grads(critic_loss.backward(), &critic.model);
+    critic.model = critic.optimizer.step(settings.critic_learning_rate, critic.model.clone(), critic_grads);
+
+    Ok(Some(StepNumbers {
+        reconstruction: reconstruction_value,
+        kl,
+        adversarial: AdversarialMetrics {
+            critic: critic_value,
+            generator: generator_value,
+            feature_matching: matching_value,
+            balance,
+            real_score,
+            fake_score,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests;
