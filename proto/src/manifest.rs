@@ -99,7 +99,8 @@ pub struct TensorSpec {
 pub struct TrainingSummary {
     /// Epochs completed.
     pub epochs: usize,
-    /// Optimiser steps taken.
+    /// Optimiser steps taken, over every training stage (a fine-tuned or adversarial run counts
+    /// the steps of the run it started from); the losses below are the last stage's.
     pub steps: u64,
     /// Training loss at the end (reconstruction + β·KL).
     pub final_train_loss: f64,

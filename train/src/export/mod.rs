@@ -65,6 +65,10 @@ pub struct ExportArgs {
     /// samples from the prior only).
     #[arg(long, default_value_t = bank::DEFAULT_BANK_PER_GENRE)]
     pub bank_per_genre: usize,
+    /// Keep the bank's codes as stretches of this many consecutive segments spread over every
+    /// training track; 0 keeps whole tracks (see `export::bank::select_runs`).
+    #[arg(long, default_value_t = bank::DEFAULT_BANK_STRETCH)]
+    pub bank_stretch: usize,
     /// The optional Triton model repository.
     #[command(flatten)]
     pub triton: TritonArgs,
@@ -160,7 +164,7 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
 
     let latent_bank = if args.bank_per_genre > 0 {
         crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
-        let codes = Evaluator::new(&model, &cache, &device).latent_bank(args.bank_per_genre)?;
+        let codes = Evaluator::new(&model, &cache, &device).latent_bank(args.bank_per_genre, args.bank_stretch)?;
         let (info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
         write_atomically(&args.out.join(&info.file), &bytes)?;
         Some(info)
@@ -221,7 +225,29 @@ fn centroids_for(
     Ok((accumulator.centroids(&info.genres), false))
 }
 
-/// Steps, epochs, last losses and the dataset per genre.
+/// `(steps, batch size)` of every stage that made a run's weights, newest first: the run itself
+/// (`step` steps), then the run it was started from with `--init` (the steps of its checkpoint),
+/// and so on. A fine-tuned or adversarial run's bundle then counts the spectral stage's steps too.
+/// An `--init` run that is no longer on disk counts its recorded step, at this run's batch size.
+pub(crate) fn training_stages(info: &RunInfo, step: u64) -> Vec<(u64, u64)> {
+    let mut stages = vec![(step, info.fit.batch_size as u64)];
+    let mut next = info.init.clone();
+    while let Some(init) = next.take() {
+        match RunInfo::read(&init.run_dir) {
+            Ok(earlier) => {
+                stages.push((init.step, earlier.fit.batch_size as u64));
+                next = earlier.init;
+            }
+            Err(_) => stages.push((init.step, info.fit.batch_size as u64)),
+        }
+        if stages.len() > 64 {
+            break; // a cycle of hand-edited run.json files; the summary is only a summary
+        }
+    }
+    stages
+}
+
+/// Steps (over every stage, see [`training_stages`]), epochs, last losses and the dataset per genre.
 fn training_summary(run_dir: &Path, info: &RunInfo, step: u64, cache: &Cache) -> Result<TrainingSummary, ExportError> {
     let records = read_metrics(&metrics_path(run_dir)).unwrap_or_default();
     let final_train_loss = records
@@ -241,7 +267,10 @@ fn training_summary(run_dir: &Path, info: &RunInfo, step: u64, cache: &Cache) ->
         })
         .unwrap_or(f64::NAN);
     let train_segments = cache.segments(Split::Train).len().max(1) as u64;
-    let epochs = (step * info.fit.batch_size as u64 / train_segments) as usize;
+    let stages = training_stages(info, step);
+    let samples: u64 = stages.iter().map(|(steps, batch)| steps * batch).sum();
+    let epochs = (samples / train_segments) as usize;
+    let steps = stages.iter().map(|(steps, _)| steps).sum();
     let dataset = info
         .genres
         .iter()
@@ -256,7 +285,7 @@ fn training_summary(run_dir: &Path, info: &RunInfo, step: u64, cache: &Cache) ->
             }
         })
         .collect();
-    Ok(TrainingSummary { epochs, steps: step, final_train_loss, final_validation_loss, dataset })
+    Ok(TrainingSummary { epochs, steps, final_train_loss, final_validation_loss, dataset })
 }
 
 /// The latent the preview decodes for each genre, `[G][Z]` row-major: with a bank, the real code

@@ -67,6 +67,10 @@ fn the_stage_tunes_the_decoder_only_checkpoints_the_critic_and_resumes_exactly()
         .into_scalar::<f32>();
     assert!(moved > 1e-5, "the decoder did not change ({moved})");
 
+    // A bundle of the stage counts the spectral stage's steps too.
+    let info = RunInfo::read(&straight).unwrap();
+    assert_eq!(crate::export::training_stages(&info, 6), [(6, 8), (4, 8)]);
+
     // Both networks are in the checkpoints.
     let state = read_checkpoint(&checkpoints_dir(&straight), 6).expect("checkpoint").state;
     assert!(state.critic_sha256.is_some() && state.critic_optimizer_sha256.is_some());
