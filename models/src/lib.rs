@@ -60,7 +60,7 @@
 //! Flatten reconstructs 18 % better for 3 % more parameters (one seed, a short run: the
 //! direction agrees with the argument, the size of the gap is not a measurement to quote).
 //!
-//! # Latent map with a time axis, on a ÷16 grid (the demo's)
+//! # Latent map with a time axis, on a ÷8 grid (the demo's)
 //!
 //! On real music the Flatten vector (tiny: Z = 64 for 4 s) reconstructed every clip as a smooth
 //! wash: edm's kick columns, melody lines and guitar texture gone. [`LatentHead::Map`] keeps one
@@ -77,16 +77,19 @@
 //! | Flatten vector | 64 | 1e-5 | 0.2631 | 0.2152 | 18.8 |
 //! | map, ÷32 grid (2 × 10 cells × 64 channels) | 1 280 | 1e-5 | 0.2813 | 0.1993 | 21.9 |
 //! | map, ÷32 grid | 1 280 | 1e-9 | 0.2397 | (stopped at 1 770: 0.2178 at 1 500 against 0.2146) | – |
-//! | **map, ÷16 grid (4 × 20 cells × 16 channels)** | 1 280 | 1e-5 | **0.2091** | **0.1734** | 22.2 |
+//! | map, ÷16 grid (4 × 20 cells × 16 channels) | 1 280 | 1e-5 | 0.2091 | 0.1734 | 22.2 |
+//! | **map, ÷8 grid (8 × 40 cells × 8 channels)**, encoder's last stage 64 wide | 2 560 | 1e-5 | **0.2049** | **0.1363** | 24.3 |
 //!
 //! (samples/s: median of the run's log; the vector model's from its first 400 steps on another
-//! day.) Raising the code's capacity alone (β 1e-5 → 1e-9: KL 240 → 8 700 nats) did not sharpen
-//! anything; halving the distance from a code to the pixels it describes did, and the judge
-//! agrees (`models/demo/README.md`: pulse 0.14 → 0.23 → 0.50, distance 14.1× → 12.5× → 9.6× for
-//! the three judged rows). The ÷16 grid cost no step time against the ÷32 map (the encoder's last
-//! stage on a 4× larger map against one upsampling block fewer). The `z: [B, Z]` interface stays
-//! (the map flattened channel-major), so the bundle, bank, service and judge are unchanged; the
-//! ONNX graph reshapes `z` to its cells (`decoder_graph`, behind the `onnx` feature).
+//! day.) Raising the code's capacity alone (β 1e-5 → 1e-9: KL 240 →
+//! 8 700 nats) did not sharpen anything; shortening the distance from a code to the pixels it
+//! describes did, at every halving, and the judge agrees (`models/demo/README.md`: pulse 0.14 →
+//! 0.23 → 0.50 → 0.74, distance 14.1× → 12.5× → 9.6× → 6.2× for the four judged rows). The finer
+//! grids cost little step time: the encoder's last stages work on larger maps (at ÷8 the last
+//! one is 64 wide instead of 128, a quarter of the operations), the decoder has fewer upsampling
+//! blocks. The `z: [B, Z]` interface stays (the map flattened channel-major), so the bundle,
+//! bank, service and judge are unchanged; the ONNX graph reshapes `z` to its cells
+//! (`decoder_graph`, behind the `onnx` feature).
 //!
 //! # Presets
 //!

@@ -39,8 +39,8 @@ fn demo_bundle_is_the_documented_tiny_model() {
         (22_050, 1024, 256, 64, 4.0)
     );
     assert_eq!(signal.model_frames(), 320);
-    // models/demo/fit.toml: a latent map of 16 channels on the 4 × 20 grid (÷16) of 64 × 320.
-    assert_eq!(manifest.latent_dim, 16 * 4 * 20, "the demo's latent map size");
+    // models/demo/fit.toml: a latent map of 8 channels on the 8 × 40 grid (÷8) of 64 × 320.
+    assert_eq!(manifest.latent_dim, 8 * 8 * 40, "the demo's latent map size");
     let training = &manifest.training;
     assert!(training.steps > 0, "a trained model, not an initialisation");
     assert!(

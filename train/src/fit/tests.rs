@@ -88,6 +88,12 @@ fn presets_parse_and_validate() {
         let fit: FitConfig = load_config(Some(&dir.join("fit.toml"))).expect("fit.toml");
         fit.validate().expect("fit.toml validates");
         fit.model.vae_config(n_mels, frames, 4).validate().expect("model fits the preset's data");
+        let stage = dir.join("adversarial.toml");
+        if stage.is_file() {
+            let tune: FitConfig = load_config(Some(&stage)).expect("adversarial.toml");
+            tune.validate().expect("adversarial.toml validates");
+            assert!(tune.adversarial.is_some(), "{preset}/adversarial.toml has no [adversarial] section");
+        }
     }
 }
 
