@@ -28,6 +28,28 @@ use crate::prepare::split::Split;
 /// size, well under the design's 8 MB for a dozen genres.
 pub const DEFAULT_BANK_PER_GENRE: usize = 512;
 
+/// Default bound on the bank file's size, in megabytes (10⁶ bytes): the design's "bounded, e.g.
+/// ≤ 8 MB". At Z = 2 560 (the demo's ÷8 map) 512 codes per genre of four genres would be 8.8 MB.
+pub const DEFAULT_BANK_MAX_MB: f64 = 8.0;
+
+/// The per-genre bound that keeps a bank of `f16` codes of `latent_dim` values under `max_bytes`:
+/// the largest `k ≤ max_per_genre` with `Σ_g min(segments_g, k) · latent_dim · 2 ≤ max_bytes`
+/// (small genres keep all their codes and leave their room to the others). 0 when not even one
+/// code per genre fits.
+pub fn per_genre_bound(segments: &[usize], latent_dim: usize, max_per_genre: usize, max_bytes: u64) -> usize {
+    let bytes = |k: usize| -> u64 { segments.iter().map(|&n| n.min(k) as u64).sum::<u64>() * latent_dim as u64 * 2 };
+    let (mut low, mut high) = (0, max_per_genre);
+    while low < high {
+        let middle = (low + high).div_ceil(2);
+        if bytes(middle) <= max_bytes {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    low
+}
+
 /// Default length of the bank's stretches, in segments: a 15 s walk needs 7 at the demo's 2 s hop
 /// (the paper signal's 10 s hop walks 85 s).
 pub const DEFAULT_BANK_STRETCH: usize = 8;
@@ -48,11 +70,31 @@ impl Evaluator<'_> {
     /// their `mu` codes and the posterior scale.
     ///
     /// `stretch` 0 keeps whole tracks ([`select_runs`]); otherwise stretches of `stretch`
-    /// consecutive segments spread over every track.
-    pub fn latent_bank(&self, max_per_genre: usize, stretch: usize) -> Result<BankCodes, EvalError> {
+    /// consecutive segments spread over every track. `max_bytes` lowers `max_per_genre` where
+    /// needed ([`per_genre_bound`]).
+    pub fn latent_bank(&self, max_per_genre: usize, stretch: usize, max_bytes: u64) -> Result<BankCodes, EvalError> {
         let segments = self.cache.segments(Split::Train);
         let n_genres = self.cache.genres().len();
         let latent_dim = self.model.latent_dim();
+        let per_genre: Vec<usize> =
+            (0..n_genres).map(|genre| segments.iter().filter(|s| s.genre == genre).count()).collect();
+        let bound = per_genre_bound(&per_genre, latent_dim, max_per_genre, max_bytes);
+        if bound < max_per_genre && per_genre.iter().any(|&n| n > bound) {
+            tracing::info!(
+                "latent bank: at most {bound} codes per genre instead of {max_per_genre}, to stay under {max_bytes} bytes"
+            );
+        }
+        if bound == 0 {
+            return Err(EvalError::InvalidSetting {
+                name: "bank-max-mb",
+                detail: format!(
+                    "{max_bytes} bytes hold not one code per genre at Z = {latent_dim} ({} bytes each); \
+                     raise it, or pass --bank-per-genre 0 for no bank",
+                    latent_dim * 2
+                ),
+            });
+        }
+        let max_per_genre = bound;
         let mut kept = Vec::new();
         let mut runs = Vec::with_capacity(n_genres);
         for genre in 0..n_genres {
@@ -104,8 +146,12 @@ impl Evaluator<'_> {
 ///   stretch places it at a position that steps by the golden ratio from track to track, so the
 ///   genre's intros, middles and endings are all represented.
 ///
-/// Everything is kept when the genre holds no more than `budget` segments.
+/// Everything is kept when the genre holds no more than `budget` segments; nothing when `budget`
+/// is 0.
 pub fn select_runs(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<Vec<usize>> {
+    if budget == 0 {
+        return Vec::new();
+    }
     let total: usize = runs.iter().map(Vec::len).sum();
     if total <= budget {
         return runs.to_vec();
@@ -193,6 +239,17 @@ mod tests {
                 (next - n..next).collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_byte_bound_fills_small_genres_first() {
+        // The demo: cn 187 segments, three genres of thousands, Z = 2 560, 8 MB.
+        let demo = [187, 5136, 2108, 2216];
+        let k = per_genre_bound(&demo, 2560, 512, 8_000_000);
+        assert_eq!(k, 458);
+        assert!((187 + 3 * k) as u64 * 5120 <= 8_000_000 && (187 + 3 * (k + 1)) as u64 * 5120 > 8_000_000);
+        assert_eq!(per_genre_bound(&demo, 64, 512, 8_000_000), 512, "a small latent keeps the count bound");
+        assert_eq!(per_genre_bound(&demo, 2560, 512, 1000), 0);
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct ExportArgs {
     /// samples from the prior only).
     #[arg(long, default_value_t = bank::DEFAULT_BANK_PER_GENRE)]
     pub bank_per_genre: usize,
+    /// Largest latent bank file in megabytes (10⁶ bytes): lowers `--bank-per-genre` where the
+    /// latent is too large for it.
+    #[arg(long, default_value_t = bank::DEFAULT_BANK_MAX_MB)]
+    pub bank_max_mb: f64,
     /// Keep the bank's codes as stretches of this many consecutive segments spread over every
     /// training track; 0 keeps whole tracks (see `export::bank::select_runs`).
     #[arg(long, default_value_t = bank::DEFAULT_BANK_STRETCH)]
@@ -134,6 +138,15 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
             detail: format!("{} is outside {SUPPORTED_OPSETS:?}", args.opset),
         });
     }
+    if !(args.bank_max_mb.is_finite() && args.bank_max_mb > 0.0) {
+        return Err(ExportError::InvalidSetting {
+            name: "bank-max-mb",
+            detail: format!(
+                "{} must be a positive number of megabytes (use --bank-per-genre 0 for no bank)",
+                args.bank_max_mb
+            ),
+        });
+    }
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
@@ -158,19 +171,29 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         frames: info.model.frames,
     };
     let onnx = decoder_to_onnx(&model.decoder, shape, args.opset)?;
+    // The bank before anything is written, so a bank that cannot be made leaves no bundle behind.
+    let bank_codes = if args.bank_per_genre > 0 {
+        crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
+        let max_bytes = (args.bank_max_mb * 1e6) as u64;
+        let evaluator = Evaluator::new(&model, &cache, &device);
+        Some(evaluator.latent_bank(args.bank_per_genre, args.bank_stretch, max_bytes)?)
+    } else {
+        None
+    };
     std::fs::create_dir_all(&args.out)
         .map_err(|source| melfuse_audio::AudioError::Io { path: args.out.clone(), source })?;
     write_atomically(&args.out.join(DECODER_FILE), &onnx)?;
 
-    let latent_bank = if args.bank_per_genre > 0 {
-        crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
-        let codes = Evaluator::new(&model, &cache, &device).latent_bank(args.bank_per_genre, args.bank_stretch)?;
-        let (info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
-        write_atomically(&args.out.join(&info.file), &bytes)?;
-        Some(info)
-    } else {
-        let _ = std::fs::remove_file(args.out.join(LATENT_BANK_FILE));
-        None
+    let latent_bank = match bank_codes {
+        Some(codes) => {
+            let (info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
+            write_atomically(&args.out.join(&info.file), &bytes)?;
+            Some(info)
+        }
+        None => {
+            let _ = std::fs::remove_file(args.out.join(LATENT_BANK_FILE));
+            None
+        }
     };
     let (inputs, outputs) = decoder_interface(shape.latent_dim, shape.n_genres, shape.n_mels, shape.frames);
     let manifest = Manifest {
