@@ -162,7 +162,7 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
     let device = Device::flex();
     let (model, info, step) = load_model(&args.run_dir, &device)?;
     let cache = Cache::open(args.cache.as_deref().unwrap_or(&info.cache_dir))?;
-    let (centroids, reused_eval_centroids) = centroids_for(&args.run_dir, &info, &model, &cache, &device)?;
+    let (centroids, reused_eval_centroids) = centroids_for(&args.run_dir, &info, step, &model, &cache, &device)?;
 
     let shape = DecoderShape {
         latent_dim: info.model.latent_dim,
@@ -232,16 +232,29 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
 fn centroids_for(
     run_dir: &Path,
     info: &RunInfo,
+    step: u64,
     model: &Vae,
     cache: &Cache,
     device: &Device,
 ) -> Result<(Centroids, bool), ExportError> {
     let path = run_dir.join("eval").join("centroids.json");
+    // `eval` of an earlier checkpoint (the run went on with --resume, or its folder was copied
+    // from another run) describes other weights.
+    let evaluated_step = std::fs::read_to_string(run_dir.join("eval").join("eval.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|eval| eval.get("step")?.as_u64());
     if let Ok(centroids) = Centroids::read(&path) {
-        if centroids.genres == info.genres && centroids.latent_dim == info.model.latent_dim {
+        if centroids.genres == info.genres
+            && centroids.latent_dim == info.model.latent_dim
+            && evaluated_step == Some(step)
+        {
             return Ok((centroids, true));
         }
-        tracing::warn!(path = %path.display(), "eval centroids do not match the model; recomputing");
+        tracing::warn!(
+            path = %path.display(),
+            "eval centroids are not of this checkpoint (step {step}) or shape; recomputing"
+        );
     }
     crate::eval::check_compatible(&info.genres, &info.model, cache)?;
     let accumulator = Evaluator::new(model, cache, device).accumulate_centroids()?;
