@@ -26,8 +26,11 @@
 //! and its optimiser are checkpointed beside the VAE, so `--resume` continues both; `eval` and
 //! `export` read the VAE as from any run.
 
+use std::path::Path;
+
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 use melfuse_models::{
     feature_matching_loss, hinge_critic_loss, hinge_generator_loss, kl_divergence, Discriminator, DiscriminatorConfig,
@@ -253,6 +256,33 @@ pub fn step(
             fake_score,
         },
     }))
+}
+
+/// The critic of a reloaded checkpoint, applied to the run's current one (whose shape it has).
+pub fn restore_critic(
+    critic: Option<Critic>,
+    loaded: Option<(ModuleRecord, OptimizerRecord)>,
+    dir: &Path,
+) -> Result<Option<Critic>, FitError> {
+    match (critic, loaded) {
+        (Some(critic), Some((model, optimizer))) => Ok(Some(Critic {
+            model: critic.model.try_load_record(model).map_err(|e| record_error(dir, e))?,
+            optimizer: critic_optimizer().load_record(optimizer),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(FitError::Record {
+            path: dir.to_path_buf(),
+            detail: "the adversarial stage's checkpoint holds no critic".into(),
+        }),
+        (None, Some(_)) => Err(FitError::Record {
+            path: dir.to_path_buf(),
+            detail: "the checkpoint holds a critic but the settings have no [adversarial] section".into(),
+        }),
+    }
+}
+
+fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
+    FitError::Record { path: path.to_path_buf(), detail: error.to_string() }
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ mod config;
 pub mod interrupt;
 pub mod metrics;
 pub mod run_dir;
+mod running_statistics;
 pub mod schedule;
 mod trainer;
 

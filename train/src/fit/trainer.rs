@@ -8,15 +8,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
-use burn::store::ModuleRecord;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melfuse_models::{kl_divergence, Vae, VaeConfig, VaeLossConfig};
 use melfuse_proto::manifest::sha256_hex;
 
-use super::adversarial::{self, critic_optimizer, new_critic, AdversarialMetrics, Critic, StepInput};
+use super::adversarial::{self, new_critic, restore_critic, AdversarialMetrics, Critic, StepInput};
 use super::augment::read_train_batch;
 use super::balance::run_sampler;
 use super::batches::{noise, HostBatch, PoolEntry};
@@ -27,6 +26,7 @@ use super::metrics::{MetricRecord, MetricsWriter, NonfiniteAction, NonfiniteEven
 use super::run_dir::{
     checkpoints_dir, create_fresh, metrics_path, InitSource, RunInfo, RUN_FILE, RUN_FORMAT, RUN_FORMAT_VERSION,
 };
+use super::running_statistics::RunningStatistics;
 use super::schedule::{learning_rate_at, loss_config};
 use super::{interrupt, AdversarialConfig, DeviceSpec, FitConfig, FitError};
 use crate::prepare::cache::Cache;
@@ -208,49 +208,6 @@ fn scalar(tensor: Tensor<1>) -> f64 {
     f64::from(tensor.into_scalar::<f32>())
 }
 
-/// The BatchNorm running statistics of a model (its float tensors that take no gradient), so a
-/// forward pass over a bad batch can be undone: the loop skips the optimiser step, but training
-/// mode BatchNorm has already folded the batch's (NaN) statistics into them.
-struct RunningStatistics(HashMap<ParamId, Tensor<1>>);
-
-impl ModuleVisitor for RunningStatistics {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        if !value.is_require_grad() {
-            let count = value.shape().num_elements();
-            self.0.insert(param.id, value.reshape([count]));
-        }
-    }
-}
-
-impl ModuleMapper for RunningStatistics {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        match self.0.get(&param.id) {
-            Some(saved) => {
-                let saved = saved.clone();
-                param.map(|current| saved.reshape(current.shape()))
-            }
-            None => param,
-        }
-    }
-}
-
-impl RunningStatistics {
-    /// The current statistics (pending BatchNorm updates folded in first).
-    fn take(model: &Vae) -> Self {
-        drop(model.valid());
-        let mut statistics = Self(HashMap::new());
-        model.visit(&mut statistics);
-        statistics
-    }
-
-    /// Puts the saved statistics back, discarding updates made since [`RunningStatistics::take`].
-    fn restore(mut self, model: Vae) -> Vae {
-        drop(model.valid());
-        model.map(&mut self)
-    }
-}
-
 /// The mutable state of a run between steps.
 struct Run {
     model: Vae,
@@ -289,33 +246,6 @@ fn spectral_step(
     let grads = GradientsParams::from_grads(loss.total.backward(), &run.model);
     run.model = run.optimizer.step(lr, run.model.clone(), grads);
     Some(StepNumbers { loss: total, reconstruction, kl, adversarial: None })
-}
-
-/// The critic of a reloaded checkpoint, applied to the run's current one (whose shape it has).
-fn restore_critic(
-    critic: Option<Critic>,
-    loaded: Option<(ModuleRecord, OptimizerRecord)>,
-    dir: &Path,
-) -> Result<Option<Critic>, FitError> {
-    match (critic, loaded) {
-        (Some(critic), Some((model, optimizer))) => Ok(Some(Critic {
-            model: critic.model.try_load_record(model).map_err(|e| record_error(dir, e))?,
-            optimizer: critic_optimizer().load_record(optimizer),
-        })),
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(FitError::Record {
-            path: dir.to_path_buf(),
-            detail: "the adversarial stage's checkpoint holds no critic".into(),
-        }),
-        (None, Some(_)) => Err(FitError::Record {
-            path: dir.to_path_buf(),
-            detail: "the checkpoint holds a critic but the settings have no [adversarial] section".into(),
-        }),
-    }
-}
-
-fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
-    FitError::Record { path: path.to_path_buf(), detail: error.to_string() }
 }
 
 /// Runs (or continues) a training run; see the module docs.
