@@ -237,13 +237,14 @@ fn centroids_for(
     cache: &Cache,
     device: &Device,
 ) -> Result<(Centroids, bool), ExportError> {
-    let path = run_dir.join("eval").join("centroids.json");
+    let eval_dir = run_dir.join(crate::eval::EVAL_DIR);
+    let path = eval_dir.join(crate::eval::centroids::CENTROIDS_FILE);
     // `eval` of an earlier checkpoint (the run went on with --resume, or its folder was copied
     // from another run) describes other weights.
-    let evaluated_step = std::fs::read_to_string(run_dir.join("eval").join("eval.json"))
+    let evaluated_step = std::fs::read_to_string(eval_dir.join(crate::eval::EVAL_FILE))
         .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|eval| eval.get("step")?.as_u64());
+        .and_then(|text| serde_json::from_str::<crate::eval::EvalReport>(&text).ok())
+        .and_then(|report| report.step);
     if let Ok(centroids) = Centroids::read(&path) {
         if centroids.genres == info.genres
             && centroids.latent_dim == info.model.latent_dim

@@ -38,6 +38,8 @@ use melfuse_models::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::record_error;
+use super::trainer::scalar;
 use super::FitError;
 
 /// `[adversarial]`: the stage's settings. Present only in a run started with `--init` from a
@@ -145,10 +147,6 @@ pub struct StepNumbers {
     pub kl: f64,
     /// The critic's view.
     pub adversarial: AdversarialMetrics,
-}
-
-fn scalar(tensor: Tensor<1>) -> f64 {
-    f64::from(tensor.into_scalar::<f32>())
 }
 
 fn norm(tensor: &Tensor<4>) -> f64 {
@@ -279,10 +277,6 @@ pub fn restore_critic(
             detail: "the checkpoint holds a critic but the settings have no [adversarial] section".into(),
         }),
     }
-}
-
-fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
-    FitError::Record { path: path.to_path_buf(), detail: error.to_string() }
 }
 
 #[cfg(test)]

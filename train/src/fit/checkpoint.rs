@@ -82,7 +82,7 @@ fn file(dir: &Path, step: u64, suffix: &str) -> PathBuf {
     dir.join(format!("{}.{suffix}", checkpoint_stem(step)))
 }
 
-fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
+pub(super) fn record_error(path: &Path, error: impl std::fmt::Display) -> FitError {
     FitError::Record { path: path.to_path_buf(), detail: error.to_string() }
 }
 

@@ -28,7 +28,7 @@ use super::run_dir::{
 };
 use super::running_statistics::RunningStatistics;
 use super::schedule::{learning_rate_at, loss_config};
-use super::{interrupt, AdversarialConfig, DeviceSpec, FitConfig, FitError};
+use super::{interrupt, DeviceSpec, FitConfig, FitError};
 use crate::prepare::cache::Cache;
 use crate::prepare::split::Split;
 
@@ -193,18 +193,23 @@ fn init_model(config: &VaeConfig, seed: u64, device: &Device) -> Result<Vae, Fit
     Ok(config.init(device)?)
 }
 
-/// A fresh critic for the adversarial stage, seeded from the run's seed, under [`INIT_LOCK`].
-fn init_critic(settings: &AdversarialConfig, n_genres: usize, seed: u64, device: &Device) -> Result<Critic, FitError> {
+/// A fresh critic when `config` has an adversarial stage, seeded from the run's seed, under
+/// [`INIT_LOCK`].
+fn init_critic(config: &FitConfig, n_genres: usize, device: &Device) -> Result<Option<Critic>, FitError> {
+    let Some(settings) = &config.adversarial else {
+        return Ok(None);
+    };
     let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    device.seed(seed ^ 0xC817_1C00);
-    new_critic(settings, n_genres, device)
+    device.seed(config.seed ^ 0xC817_1C00);
+    new_critic(settings, n_genres, device).map(Some)
 }
 
 fn adam(config: &FitConfig) -> ModuleOptimizer {
     AdamConfig::new().with_grad_clipping(config.grad_clip_norm.map(GradientClippingConfig::Norm)).init()
 }
 
-fn scalar(tensor: Tensor<1>) -> f64 {
+/// A one-element tensor's value, read back to the host.
+pub(super) fn scalar(tensor: Tensor<1>) -> f64 {
     f64::from(tensor.into_scalar::<f32>())
 }
 
@@ -515,10 +520,7 @@ fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Re
     if let Some((_, _, loaded)) = pretrained {
         model = apply_model_record(model, loaded.model, &request.run_dir)?;
     }
-    let critic = match &config.adversarial {
-        Some(settings) => Some(init_critic(settings, info.genres.len(), config.seed, device)?),
-        None => None,
-    };
+    let critic = init_critic(config, info.genres.len(), device)?;
     let run = Run {
         model,
         optimizer: adam(config),
@@ -586,11 +588,7 @@ fn resume(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> R
     let fresh = init_model(&info.model, request.config.seed, device)?;
     let model = apply_model_record(fresh, model, &dir)?;
     let optimizer = adam(&request.config).load_record(optimizer);
-    let fresh_critic = match &request.config.adversarial {
-        Some(settings) => Some(init_critic(settings, info.genres.len(), request.config.seed, device)?),
-        None => None,
-    };
-    let critic = restore_critic(fresh_critic, critic, &dir)?;
+    let critic = restore_critic(init_critic(&request.config, info.genres.len(), device)?, critic, &dir)?;
     Ok((info, Run { model, optimizer, critic, state }))
 }
 
