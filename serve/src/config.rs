@@ -89,6 +89,10 @@ pub struct ServeConfig {
     pub max_seconds: f32,
     /// Overlap of consecutive decoded segments in clips longer than one segment, in seconds.
     pub crossfade_seconds: f32,
+    /// Cross-fade of the `bank` sampler's walk, whose overlaps hold the same stretch of a track
+    /// twice, in seconds: a short fade at each overlap's centre, so the two decodings are not
+    /// averaged into a smoother clip (see `segments`).
+    pub walk_crossfade_seconds: f32,
     /// Largest accepted `POST /generate` body, in bytes; beyond it: 413.
     pub max_body_bytes: usize,
     /// Seconds a stopping server waits for in-flight requests.
@@ -115,6 +119,7 @@ impl Default for ServeConfig {
             default_seconds: 15.0,
             max_seconds: 120.0,
             crossfade_seconds: 1.0,
+            walk_crossfade_seconds: 0.25,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_seconds: 30,
             no_ui: false,
@@ -153,6 +158,9 @@ impl ServeConfig {
         }
         if !(self.crossfade_seconds.is_finite() && self.crossfade_seconds >= 0.0) {
             return bad("crossfade_seconds", format!("{} must be ≥ 0", self.crossfade_seconds));
+        }
+        if !(self.walk_crossfade_seconds.is_finite() && self.walk_crossfade_seconds >= 0.0) {
+            return bad("walk_crossfade_seconds", format!("{} must be ≥ 0", self.walk_crossfade_seconds));
         }
         if !melfuse_proto::api::request::GRIFFIN_LIM_ITERS.contains(&self.vocoder.griffin_lim_iters) {
             return bad("vocoder.griffin_lim_iters", format!("{} must be 1–256", self.vocoder.griffin_lim_iters));
@@ -218,6 +226,7 @@ mod tests {
             (ServeConfig { queue_capacity: 0, ..Default::default() }, "queue_capacity"),
             (ServeConfig { default_seconds: 500.0, ..Default::default() }, "default_seconds"),
             (ServeConfig { crossfade_seconds: f32::NAN, ..Default::default() }, "crossfade_seconds"),
+            (ServeConfig { walk_crossfade_seconds: -0.1, ..Default::default() }, "walk_crossfade_seconds"),
         ];
         for (config, field) in cases {
             let message = config.validate().unwrap_err().to_string();

@@ -56,6 +56,7 @@ pub struct Generator {
     capacity: usize,
     timeout: Duration,
     crossfade_seconds: f32,
+    walk_crossfade_seconds: f32,
     limits: RequestLimits,
     provider: ExecutionProvider,
 }
@@ -117,6 +118,7 @@ impl Generator {
             capacity: config.queue_capacity,
             timeout: Duration::from_millis(config.request_timeout_ms),
             crossfade_seconds: config.crossfade_seconds,
+            walk_crossfade_seconds: config.walk_crossfade_seconds,
             limits: config.request_limits(bundle.latent_bank.is_some()),
             latent_bank: bundle.latent_bank.clone(),
             provider,
@@ -186,7 +188,12 @@ impl Generator {
         // The bank walks along real tracks: its segments sit one training hop apart.
         let bank = self.latent_bank.as_ref().filter(|_| request.sampler == Sampler::Bank);
         let plan = match (bank, training_hop_frames(signal)) {
-            (Some(_), Some(hop)) => SegmentPlan::with_hop(frames, signal.model_frames(), hop),
+            (Some(_), Some(hop)) => SegmentPlan::with_hop(
+                frames,
+                signal.model_frames(),
+                hop,
+                crossfade_frames(self.walk_crossfade_seconds, signal),
+            ),
             _ => SegmentPlan::new(frames, signal.model_frames(), crossfade_frames(self.crossfade_seconds, signal)),
         };
         let positions = plan.positions();
