@@ -14,7 +14,7 @@
 //!    `hinge + feature_matching · L1(features)` (`g_adv`). The gradient sent back into the decoder
 //!    is `g_rec + weight · (‖g_rec‖ / ‖g_adv‖) · g_adv` (the ratio capped at `max_balance`, and
 //!    `weight` 0 for the first `critic_warmup_steps`): the adversarial pull is always a fixed
-//!    fraction of the reconstruction pull, whatever the critic's current scale.
+//!    multiple of the reconstruction pull (2 by default), whatever the critic's current scale.
 //!    Taming-transformers balances the two at the decoder's last layer; measuring the ratio one
 //!    step later, at the output (EnCodec's balancer), needs no second backward pass through the
 //!    decoder — burn cannot retain a graph — and sees the same ratio up to the last layer's
