@@ -87,7 +87,8 @@ pub struct ServeConfig {
     pub default_seconds: f32,
     /// Longest clip a request may ask for, in seconds.
     pub max_seconds: f32,
-    /// Overlap of consecutive decoded segments in clips longer than one segment, in seconds.
+    /// Overlap of consecutive decoded segments in clips longer than one segment, in seconds, for
+    /// the `prior` sampler (the `bank` walk's overlaps are fixed by the training hop).
     pub crossfade_seconds: f32,
     /// Cross-fade of the `bank` sampler's walk, whose overlaps hold the same stretch of a track
     /// twice, in seconds: a short fade at each overlap's centre, so the two decodings are not
@@ -156,11 +157,12 @@ impl ServeConfig {
         {
             return bad("default_seconds", format!("{} must lie in (0, max_seconds]", self.default_seconds));
         }
-        if !(self.crossfade_seconds.is_finite() && self.crossfade_seconds >= 0.0) {
-            return bad("crossfade_seconds", format!("{} must be ≥ 0", self.crossfade_seconds));
-        }
-        if !(self.walk_crossfade_seconds.is_finite() && self.walk_crossfade_seconds >= 0.0) {
-            return bad("walk_crossfade_seconds", format!("{} must be ≥ 0", self.walk_crossfade_seconds));
+        for (field, seconds) in
+            [("crossfade_seconds", self.crossfade_seconds), ("walk_crossfade_seconds", self.walk_crossfade_seconds)]
+        {
+            if !(seconds.is_finite() && seconds >= 0.0) {
+                return bad(field, format!("{seconds} must be ≥ 0"));
+            }
         }
         if !melfuse_proto::api::request::GRIFFIN_LIM_ITERS.contains(&self.vocoder.griffin_lim_iters) {
             return bad("vocoder.griffin_lim_iters", format!("{} must be 1–256", self.vocoder.griffin_lim_iters));
