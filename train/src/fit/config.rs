@@ -116,6 +116,9 @@ pub struct ReconstructionSettings {
     pub time_difference: f64,
     /// Weight of the L1 distance between first differences along frequency (harmonic edges).
     pub frequency_difference: f64,
+    /// Weight of the L1 distance between onset envelopes (the band-averaged rise per frame: the
+    /// beat's attacks).
+    pub onset_envelope: f64,
 }
 
 impl Default for ReconstructionSettings {
@@ -127,6 +130,7 @@ impl Default for ReconstructionSettings {
             pooled_scales: weights.pooled_scales,
             time_difference: weights.time_difference,
             frequency_difference: weights.frequency_difference,
+            onset_envelope: weights.onset_envelope,
         }
     }
 }
@@ -140,6 +144,7 @@ impl ReconstructionSettings {
             .with_pooled_scales(self.pooled_scales.clone())
             .with_time_difference(self.time_difference)
             .with_frequency_difference(self.frequency_difference)
+            .with_onset_envelope(self.onset_envelope)
     }
 }
 
