@@ -48,9 +48,12 @@ use super::FitError;
 #[serde(default, deny_unknown_fields)]
 pub struct AdversarialConfig {
     /// The adversarial gradient's norm at the decoder's output as a fraction of the
-    /// reconstruction gradient's. 2 by default: on the demo's recipe 0.5 left the critic far
-    /// ahead and the decoder barely moved, 1 and 2 brought flux, harmonic lines and the judge's
-    /// distance step by step closer to the music, at some cost in pulse (`models/demo/README.md`).
+    /// reconstruction gradient's. 2 by default: with the plain reconstruction terms 0.5 left the
+    /// critic far ahead and the decoder barely moved, 1 and 2 brought flux, harmonic lines and
+    /// the judge's distance step by step closer to the music, at some cost in pulse. With the
+    /// onset-envelope term in both stages the spectral stage keeps the beat and the grain itself,
+    /// and the demo takes 0.5: heavier weights drew harmonic lines the genre classifier
+    /// recognised less often (`models/demo/README.md`, "what blurs the clips").
     pub weight: f64,
     /// Weight of the critic's feature-matching L1 next to its hinge term, inside the adversarial
     /// objective (MelGAN and RAVE use 10).
