@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -186,11 +186,28 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Reads every float parameter once. burn initialises a parameter lazily, on its first read;
+/// without this the draws happened at the step-0 checkpoint, after [`INIT_LOCK`] was released, and
+/// a run initialising in another thread (tests run at once) could reseed the backend in between —
+/// the adversarial resume test then saw a different critic from step 1. The visitor walks the
+/// fields in the order the checkpoint's record does, so the weights drawn are the same as before
+/// (a 12-step run of each of the demo's two stages logged the same losses and critic scores, to
+/// the last digit, before and after this was added).
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        drop(param.val());
+    }
+}
+
 /// Seeds the backend and builds fresh weights, under [`INIT_LOCK`].
 fn init_model(config: &VaeConfig, seed: u64, device: &Device) -> Result<Vae, FitError> {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     device.seed(seed);
-    Ok(config.init(device)?)
+    let model = config.init(device)?;
+    model.visit(&mut Materialize);
+    Ok(model)
 }
 
 /// A fresh critic when `config` has an adversarial stage, seeded from the run's seed, under
@@ -201,7 +218,9 @@ fn init_critic(config: &FitConfig, n_genres: usize, device: &Device) -> Result<O
     };
     let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     device.seed(config.seed ^ 0xC817_1C00);
-    new_critic(settings, n_genres, device).map(Some)
+    let critic = new_critic(settings, n_genres, device)?;
+    critic.model.visit(&mut Materialize);
+    Ok(Some(critic))
 }
 
 fn adam(config: &FitConfig) -> ModuleOptimizer {
@@ -625,6 +644,24 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_fresh_critic_is_drawn_before_the_lock_is_released() {
+        // Another run in the process reseeding the backend after `init_critic` returned (as a test
+        // running at once does) must not change the critic: its weights are drawn under the lock.
+        let device = Device::flex();
+        let settings = super::adversarial::AdversarialConfig { critic_widths: vec![8, 16], ..Default::default() };
+        let config = FitConfig { adversarial: Some(settings), ..FitConfig::default() };
+        let weights = |reseed_in_between: bool| {
+            let critic = init_critic(&config, 2, &device).expect("valid settings").expect("a critic");
+            if reseed_in_between {
+                device.seed(12_345);
+            }
+            critic.model.layers[0].weight.val().into_data()
+        };
+        let undisturbed = weights(false);
+        weights(true).assert_eq(&undisturbed, true);
     }
 
     #[test]
