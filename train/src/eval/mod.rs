@@ -467,6 +467,11 @@ fn optional(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
 }
 
+/// `value` in dB with its sign and two decimals, or `-`.
+fn signed(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:+.2}"))
+}
+
 /// The printed summary: a metrics table, the centroid distances and the spread.
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -477,32 +482,36 @@ impl fmt::Display for EvalReport {
         }
         writeln!(
             f,
-            "{:<width$}  {:<10}  {:>6}  {:>10}  {:>9}  {:>9}",
-            "genre", "split", "clips", "MSE", "|dB err|", "KL"
+            "{:<width$}  {:<10}  {:>6}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}",
+            "genre", "split", "clips", "MSE", "|dB err|", "quiet dB", "loud dB", "KL"
         )?;
         for g in genres {
             let m = &g.metrics;
             let flag = if g.note.is_some() { " *" } else { "" };
             writeln!(
                 f,
-                "{:<width$}  {:<10}  {:>6}  {:>10}  {:>9}  {:>9}{flag}",
+                "{:<width$}  {:<10}  {:>6}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}{flag}",
                 g.genre,
                 g.split.as_str(),
                 m.clips,
                 optional(m.mse, 6),
                 optional(m.mean_abs_db_error, 3),
+                signed(m.quiet_bias_db),
+                signed(m.loud_bias_db),
                 optional(m.kl, 2),
             )?;
         }
         let o = &self.reconstruction.overall;
         writeln!(
             f,
-            "{:<width$}  {:<10}  {:>6}  {:>10}  {:>9}  {:>9}",
+            "{:<width$}  {:<10}  {:>6}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}",
             "overall",
             "",
             o.clips,
             optional(o.mse, 6),
             optional(o.mean_abs_db_error, 3),
+            signed(o.quiet_bias_db),
+            signed(o.loud_bias_db),
             optional(o.kl, 2),
         )?;
         for g in genres {

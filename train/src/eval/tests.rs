@@ -88,6 +88,27 @@ fn clip_errors_are_zero_for_a_perfect_reconstruction_and_scale_with_the_db_span(
 }
 
 #[test]
+fn contrast_biases_tell_a_wash_from_an_even_error() {
+    let range = DbRange::new(-80.0, 20.0).expect("range");
+    // Ten bins from quiet to loud: the quietest fifth is bins 0–1, the loudest bins 8–9.
+    let target: Vec<f32> = (0..10).map(|i| 0.1 + 0.08 * i as f32).collect();
+    let even: Vec<f32> = target.iter().map(|v| v + 0.05).collect();
+    let errors = clip_errors(&target, &even, &range);
+    assert!((errors.quiet_bias_db - 5.0).abs() < 1e-4 && (errors.loud_bias_db - 5.0).abs() < 1e-4, "{errors:?}");
+
+    // A wash: every bin pulled halfway towards the clip's mean (0.46). Quiet bins come back
+    // louder, loud ones quieter, and the mean absolute error alone cannot say which.
+    let washed: Vec<f32> = target.iter().map(|v| 0.46 + 0.5 * (v - 0.46)).collect();
+    let errors = clip_errors(&target, &washed, &range);
+    assert!(errors.quiet_bias_db > 15.0 && errors.loud_bias_db < -15.0, "{errors:?}");
+    assert!((errors.quiet_bias_db + errors.loud_bias_db).abs() < 1e-4, "symmetric wash: {errors:?}");
+
+    // Ties at the cut are split by position, so the counts stay exact on a flat clip.
+    let flat = clip_errors(&[0.5; 7], &[0.6; 7], &range);
+    assert!((flat.quiet_bias_db - 10.0).abs() < 1e-4 && (flat.loud_bias_db - 10.0).abs() < 1e-4, "{flat:?}");
+}
+
+#[test]
 fn clip_kl_matches_the_model_crates_convention() {
     assert_eq!(clip_kl(&[0.0, 0.0], &[0.0, 0.0]), 0.0);
     // mu = 1, logvar = 0: ½ per dimension, summed.
