@@ -72,9 +72,8 @@ fn contrast_biases(target: &[f32], reconstruction: &[f32], range: &DbRange) -> (
     let mut order: Vec<usize> = (0..target.len()).collect();
     order.sort_unstable_by(|&a, &b| target[a].total_cmp(&target[b]).then(a.cmp(&b)));
     let count = ((target.len() as f64 * CONTRAST_FRACTION).round() as usize).clamp(1, target.len());
-    let bias = |bins: &[usize]| {
-        bins.iter().map(|&i| db(reconstruction[i]) - db(target[i])).sum::<f64>() / bins.len() as f64
-    };
+    let bias =
+        |bins: &[usize]| bins.iter().map(|&i| db(reconstruction[i]) - db(target[i])).sum::<f64>() / bins.len() as f64;
     (bias(&order[..count]), bias(&order[order.len() - count..]))
 }
 
