@@ -10,10 +10,11 @@
 //! that compresses the clip's contrast — fills the gaps between hits and the silence under a note
 //! (the "soft wash") and shaves the peaks. The signed mean error over each clip's quietest fifth
 //! of bins and over its loudest fifth tells them apart: a wash shows as a quiet-fifth bias well
-//! above zero and a loud-fifth bias below it. On `models/demo`'s held-out segments (overall error
-//! 4.15 dB) the quiet fifth comes back 3.2 dB too loud and the loud fifth 2.5 dB too quiet — a
-//! contrast 5.7 dB flatter than the recording's; its spectral stage alone, +2.2 and −2.3 dB (the
-//! critic's grain lands in the gaps as well as on the hits).
+//! above zero and a loud-fifth bias below it. Measured on the real corpus (`models/demo/README.md`,
+//! "the reconstruction terms"): a spectral stage trained with L1 terms comes back about 2.5 dB
+//! too loud in its held-out segments' quiet fifth and 2.2 dB too quiet in the loud fifth, the
+//! same stage trained with MSE +5.3 and −1.6 dB, at overall errors (3.4–3.6 against 5.0 dB) that
+//! do not say which way either one errs.
 
 use melfuse_audio::DbRange;
 use serde::{Deserialize, Serialize};
