@@ -49,32 +49,31 @@ pub const CONTRAST_FRACTION: f64 = 0.2;
 pub fn clip_errors(target: &[f32], reconstruction: &[f32], range: &DbRange) -> ClipErrors {
     debug_assert_eq!(target.len(), reconstruction.len());
     let span = f64::from(range.span());
-    let (mut squared, mut absolute) = (0.0f64, 0.0f64);
+    let db = |v: f32| f64::from(range.db_floor) + f64::from(v.clamp(0.0, 1.0)) * span;
+    let mut squared = 0.0f64;
+    let mut db_errors = Vec::with_capacity(target.len());
     for (&t, &r) in target.iter().zip(reconstruction) {
         let diff = f64::from(r) - f64::from(t);
         squared += diff * diff;
-        let db_t = f64::from(range.db_floor) + f64::from(t.clamp(0.0, 1.0)) * span;
-        let db_r = f64::from(range.db_floor) + f64::from(r.clamp(0.0, 1.0)) * span;
-        absolute += (db_r - db_t).abs();
+        db_errors.push(db(r) - db(t));
     }
     let n = target.len().max(1) as f64;
-    let (quiet_bias_db, loud_bias_db) = contrast_biases(target, reconstruction, range);
+    let absolute: f64 = db_errors.iter().map(|e| e.abs()).sum();
+    let (quiet_bias_db, loud_bias_db) = contrast_biases(target, &db_errors);
     ClipErrors { mse: squared / n, mean_abs_db: absolute / n, quiet_bias_db, loud_bias_db }
 }
 
-/// Signed mean dB error over the quietest and the loudest [`CONTRAST_FRACTION`] of the target's
-/// bins (at least one bin each; ties at the cut are split by position, so the counts are exact).
-fn contrast_biases(target: &[f32], reconstruction: &[f32], range: &DbRange) -> (f64, f64) {
+/// Mean of `db_errors` (signed, per bin) over the quietest and the loudest [`CONTRAST_FRACTION`]
+/// of the target's bins (at least one bin each; ties at the cut are split by position, so the
+/// counts are exact).
+fn contrast_biases(target: &[f32], db_errors: &[f64]) -> (f64, f64) {
     if target.is_empty() {
         return (0.0, 0.0);
     }
-    let span = f64::from(range.span());
-    let db = |v: f32| f64::from(range.db_floor) + f64::from(v.clamp(0.0, 1.0)) * span;
     let mut order: Vec<usize> = (0..target.len()).collect();
     order.sort_unstable_by(|&a, &b| target[a].total_cmp(&target[b]).then(a.cmp(&b)));
     let count = ((target.len() as f64 * CONTRAST_FRACTION).round() as usize).clamp(1, target.len());
-    let bias =
-        |bins: &[usize]| bins.iter().map(|&i| db(reconstruction[i]) - db(target[i])).sum::<f64>() / bins.len() as f64;
+    let bias = |bins: &[usize]| bins.iter().map(|&i| db_errors[i]).sum::<f64>() / bins.len() as f64;
     (bias(&order[..count]), bias(&order[order.len() - count..]))
 }
 
