@@ -120,10 +120,29 @@ pub struct Decoder {
 impl Decoder {
     /// `z: [B, Z]`, `genre: [B, G]` → `[B, 1, n_mels, frames]` in `(0, 1)`.
     pub fn forward(&self, z: Tensor<2>, genre: Tensor<2>) -> Tensor<4> {
+        let hidden = self.features_before_block(z, genre.clone(), 0);
+        self.forward_from_block(hidden, genre, 0)
+    }
+
+    /// The decoder's first part: the projection, the expansion and blocks `0..block`, giving the
+    /// features block `block` reads. With [`Decoder::forward_from_block`] this splits
+    /// [`Decoder::forward`] in two, so a training stage can run the coarse layers frozen (in
+    /// inference mode, without a gradient) and fine-tune only the finer ones.
+    pub fn features_before_block(&self, z: Tensor<2>, genre: Tensor<2>, block: usize) -> Tensor<4> {
         let grid = self.project_latent(z, genre.clone());
         let mut hidden = relu(self.expand.forward(grid));
-        for block in &self.blocks {
-            hidden = block.forward(hidden, genre.clone());
+        for up in self.blocks.iter().take(block) {
+            hidden = up.forward(hidden, genre.clone());
+        }
+        hidden
+    }
+
+    /// The decoder's second part: blocks `block..` and the output layer, from the features of
+    /// [`Decoder::features_before_block`] at the same `block`.
+    pub fn forward_from_block(&self, hidden: Tensor<4>, genre: Tensor<2>, block: usize) -> Tensor<4> {
+        let mut hidden = hidden;
+        for up in self.blocks.iter().skip(block) {
+            hidden = up.forward(hidden, genre.clone());
         }
         sigmoid(conv2d(&self.output, hidden))
     }

@@ -361,6 +361,25 @@ mod tests {
         assert!(output.iter().all(|&v| v > 0.0 && v < 1.0));
     }
 
+    /// The decoder split before any of its blocks gives the whole decoder's output, so a stage
+    /// that freezes the coarse blocks trains the same network it exports.
+    #[test]
+    fn the_decoder_split_at_any_block_is_the_whole_decoder() {
+        let device = device();
+        let config = small_config(3);
+        let model = config.init(&device).expect("valid config").valid();
+        let z = Tensor::<2>::random([2, config.latent_dim], Distribution::Normal(0.0, 1.0), &device);
+        let genre = one_hot(&[0, 2], 3, &device);
+        let whole = model.decode(z.clone(), genre.clone());
+        let blocks = model.decoder.blocks.len();
+        assert!(blocks >= 2, "the small config has {blocks} blocks");
+        for block in 0..=blocks {
+            let hidden = model.decoder.features_before_block(z.clone(), genre.clone(), block);
+            let split = model.decoder.forward_from_block(hidden, genre.clone(), block);
+            assert!(max_abs_diff(whole.clone(), split) < 1e-6, "split before block {block}");
+        }
+    }
+
     #[test]
     fn changing_the_genre_changes_the_decoded_image() {
         let device = device();

@@ -7,7 +7,9 @@
 //!
 //! 1. The encoder runs in inference mode (running BatchNorm statistics, no gradient): `mu`,
 //!    `logvar` of the batch, and `z = mu + eps·σ` as in the spectral stage, so the decoder stays
-//!    robust to the service's `temperature` noise. The decoder decodes `z` (training mode).
+//!    robust to the service's `temperature` noise. The decoder decodes `z` (training mode); with
+//!    `frozen_decoder_blocks = n` its projection and first `n` blocks run in inference mode like
+//!    the encoder, and only the rest of it learns.
 //! 2. The critic scores the real batch and the decoded one (detached): hinge loss.
 //! 3. The decoder's two objectives are differentiated separately *with respect to its output*
 //!    `x̂`: the reconstruction terms of the run (`g_rec`) and the critic's
@@ -67,6 +69,14 @@ pub struct AdversarialConfig {
     pub critic_learning_rate: f64,
     /// The critic's channels per stride-2 layer, finest first.
     pub critic_widths: Vec<usize>,
+    /// How many of the decoder's upsampling blocks (coarsest first, with the projection and
+    /// expansion before them) stay as the spectral stage left them; 0 (the default) fine-tunes
+    /// the whole decoder. The frozen layers run in inference mode, like the encoder, and only
+    /// the finer blocks and the output layer learn from the critic: the coarse layers place the
+    /// beat, the register and the genre's balance, the fine ones draw the lines and the grain.
+    /// Not written when 0, so runs from before the field keep their settings hash and resume.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub frozen_decoder_blocks: usize,
 }
 
 impl Default for AdversarialConfig {
@@ -78,6 +88,7 @@ impl Default for AdversarialConfig {
             critic_warmup_steps: 100,
             critic_learning_rate: 2e-4,
             critic_widths: vec![32, 64, 128, 128],
+            frozen_decoder_blocks: 0,
         }
     }
 }
@@ -104,10 +115,29 @@ impl AdversarialConfig {
         self.critic_config(1).init(&Device::flex()).map(drop).map_err(|detail| ("adversarial.critic_widths", detail))
     }
 
+    /// Checks the settings against the decoder they fine-tune (`blocks` upsampling blocks).
+    pub fn check_decoder(&self, blocks: usize) -> Result<(), FitError> {
+        if self.frozen_decoder_blocks > blocks {
+            return Err(FitError::InvalidConfig {
+                field: "adversarial.frozen_decoder_blocks",
+                detail: format!(
+                    "{} is more than the decoder's {blocks} upsampling blocks (freeze at most {blocks}: \
+                     then only the output layer learns)",
+                    self.frozen_decoder_blocks
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The critic's architecture for `n_genres` conditioning genres.
     pub fn critic_config(&self, n_genres: usize) -> DiscriminatorConfig {
         DiscriminatorConfig::new(n_genres).with_widths(self.critic_widths.clone())
     }
+}
+
+fn is_zero(value: &usize) -> bool {
+    *value == 0
 }
 
 /// The critic's Adam (β₁ = 0.5, β₂ = 0.9, the usual GAN setting: less momentum against a moving
@@ -198,7 +228,16 @@ pub fn step(
     let (mu, logvar) = model.encoder.valid().forward(inner);
     let (mu, logvar) = (mu.autodiff(), logvar.autodiff());
     let kl = scalar(kl_divergence(mu.clone(), logvar.clone()));
-    let decoded = model.decode(model.reparameterize(mu, logvar, eps), genres.clone());
+    let z = model.reparameterize(mu, logvar, eps);
+    let frozen = settings.frozen_decoder_blocks;
+    let decoded = if frozen == 0 {
+        model.decode(z, genres.clone())
+    } else {
+        // The frozen part runs like the encoder: inference mode, no gradient, no BatchNorm update.
+        let (z, genre) = (z.without_autodiff(), genres.clone().without_autodiff());
+        let hidden = model.decoder.valid().features_before_block(z, genre, frozen).autodiff();
+        model.decoder.forward_from_block(hidden, genres.clone(), frozen)
+    };
 
     // The critic on the real batch and the decoded one (no path back into the decoder).
     let real = critic.model.forward(images.clone(), genres.clone());

@@ -517,6 +517,9 @@ fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Re
         None => config.model.vae_config(cache.n_mels(), cache.frames(), genres.len()),
     };
     model_config.validate()?;
+    if let Some(settings) = &config.adversarial {
+        settings.check_decoder(model_config.decoder_stages())?;
+    }
     create_fresh(&request.run_dir)?;
     let info = RunInfo {
         format: RUN_FORMAT.to_string(),

@@ -103,3 +103,42 @@ fn the_stage_tunes_the_decoder_only_checkpoints_the_critic_and_resumes_exactly()
     assert_eq!(at(4).critic_sha256, at(3).critic_sha256);
     assert_ne!(at(5).critic_sha256, at(4).critic_sha256);
 }
+
+#[test]
+fn frozen_decoder_blocks_keep_the_coarse_layers_and_tune_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = small_cache(dir.path(), 1, 0.0);
+    let pretrained = dir.path().join("spectral");
+    fit(&request(&cache, &pretrained, small_config(4)), &FitHooks::default()).expect("spectral stage");
+    let init = Some(InitRequest { source: pretrained.clone() });
+    let frozen = |blocks: usize| {
+        let mut config = stage(4);
+        if let Some(settings) = config.adversarial.as_mut() {
+            settings.frozen_decoder_blocks = blocks;
+        }
+        config
+    };
+
+    // More blocks than the decoder has: refused by name before the run folder exists.
+    let refused = dir.path().join("refused");
+    let request_refused = FitRequest { init: init.clone(), ..request(&cache, &refused, frozen(6)) };
+    let message = fit(&request_refused, &FitHooks::default()).unwrap_err().to_string();
+    assert!(message.contains("adversarial.frozen_decoder_blocks") && message.contains("5"), "{message}");
+    assert!(!refused.exists(), "a refused run must not leave a folder");
+
+    // Four of five frozen: their features are the spectral stage's, the decoded image is not.
+    let tuned = dir.path().join("tuned");
+    fit(&FitRequest { init, ..request(&cache, &tuned, frozen(4)) }, &FitHooks::default()).expect("adversarial stage");
+    let device = Device::flex();
+    let (before, _, _) = load_model(&pretrained, &device).unwrap();
+    let (after, _, _) = load_model(&tuned, &device).unwrap();
+    let z = Tensor::<2>::random([2, before.latent_dim()], Distribution::Normal(0.0, 1.0), &device);
+    let genre = Tensor::<2>::from_data([[1.0f32, 0.0], [0.0, 1.0]], &device);
+    let coarse = |model: &melfuse_models::Vae| model.decoder.features_before_block(z.clone(), genre.clone(), 4);
+    coarse(&before).into_data().assert_eq(&coarse(&after).into_data(), true);
+    let moved = (before.decode(z.clone(), genre.clone()) - after.decode(z.clone(), genre.clone()))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(moved > 1e-5, "the finest block and the output layer did not change ({moved})");
+}
