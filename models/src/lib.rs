@@ -121,7 +121,9 @@ pub use discriminator::{
 };
 pub use encoder::{Encoder, EncoderConfig, LatentHead, Stem};
 pub use error::VaeConfigError;
-pub use loss::{kl_divergence, l1_loss, reconstruction_loss, ReconstructionWeights, VaeLoss, VaeLossConfig};
+pub use loss::{
+    contrast_profiles, kl_divergence, l1_loss, reconstruction_loss, ReconstructionWeights, VaeLoss, VaeLossConfig,
+};
 pub use vae::{Vae, VaeConfig, VaeOutput, DECODER_STAGES, ENCODER_STAGES, LATENT_DOWNSAMPLINGS};
 
 /// `(height, width)` of the latent grid of an `n_mels × frames` image at `latent_downsampling`:

@@ -22,6 +22,12 @@
 //!   broadband attack that lands, or not, on the frame the clip has it. Grain drawn between the
 //!   clip's attacks (what the adversarial stage's critic asks for) raises the envelope where the
 //!   clip has none, so this term asks for the grain on the beat rather than around it.
+//! - `contrast`: L1 between the contrast profiles ([`contrast_profiles`]) — each frame's standard
+//!   deviation over the bands (a frame of lines has a large one, a wash a small one) and each
+//!   band's over the frames (hits against a steady bed). A decoder that fills the gaps and shaves
+//!   the peaks (`eval`'s quiet / loud fifths) lowers both wherever it is unsure; this term asks for
+//!   the segment's own contrast without saying where each line or hit must be, which the per-bin
+//!   terms do.
 //!
 //! KL convention: for each clip the KL divergence of its posterior `N(mu, exp(logvar))` from
 //! `N(0, I)` is **summed over the latent dimensions** (the true KL of the whole code), then
@@ -59,6 +65,10 @@ pub struct ReconstructionWeights {
     /// rise from frame to frame).
     #[config(default = 0.0)]
     pub onset_envelope: f64,
+    /// Weight of the L1 distance between contrast profiles ([`contrast_profiles`]: the spread
+    /// over the bands of every frame and over the frames of every band).
+    #[config(default = 0.0)]
+    pub contrast: f64,
 }
 
 impl ReconstructionWeights {
@@ -87,8 +97,14 @@ impl ReconstructionWeights {
             total = total + term.mul_scalar(self.frequency_difference);
         }
         if self.onset_envelope != 0.0 {
-            let term = l1_loss(onset_envelope(reconstruction), onset_envelope(target));
+            let term = l1_loss(onset_envelope(reconstruction.clone()), onset_envelope(target.clone()));
             total = total + term.mul_scalar(self.onset_envelope);
+        }
+        if self.contrast != 0.0 {
+            let (frames, bands) = contrast_profiles(reconstruction);
+            let (target_frames, target_bands) = contrast_profiles(target);
+            let term = l1_loss(frames, target_frames) + l1_loss(bands, target_bands);
+            total = total + term.mul_scalar(self.contrast);
         }
         total
     }
@@ -101,15 +117,17 @@ impl ReconstructionWeights {
             ("time_difference", self.time_difference),
             ("frequency_difference", self.frequency_difference),
             ("onset_envelope", self.onset_envelope),
+            ("contrast", self.contrast),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("{field}: {value} must be finite and ≥ 0"));
             }
         }
-        if self.mse + self.l1 + self.time_difference + self.frequency_difference + self.onset_envelope == 0.0 {
-            return Err(
-                "mse, l1, time_difference, frequency_difference, onset_envelope: at least one must be > 0".into()
-            );
+        let sum = self.mse + self.l1 + self.time_difference + self.frequency_difference + self.onset_envelope;
+        if sum + self.contrast == 0.0 {
+            return Err("mse, l1, time_difference, frequency_difference, onset_envelope, contrast: \
+                        at least one must be > 0"
+                .into());
         }
         if let Some(scale) = self.pooled_scales.iter().find(|&&s| s < 2) {
             return Err(format!("pooled_scales: {scale} must be at least 2"));
@@ -187,6 +205,16 @@ fn difference(x: Tensor<4>, dim: usize) -> Tensor<4> {
 /// `[B, 1, 1, W − 1]` (the spectral-flux onset strength of beat trackers, on normalised dB).
 pub fn onset_envelope(x: Tensor<4>) -> Tensor<4> {
     difference(x, 3).clamp_min(0.0).mean_dim(2)
+}
+
+/// The contrast profiles of mel images `x: [B, 1, H, W]`: each frame's standard deviation over
+/// the `H` bands, `[B, 1, 1, W]`, and each band's over the `W` frames, `[B, 1, H, 1]`. Both are
+/// blind to an even offset and to where in the frame a line sits; a wash lowers both.
+pub fn contrast_profiles(x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    // The small floor keeps the square root's gradient finite on a flat (silent) frame.
+    let spread =
+        |x: Tensor<4>, dim: usize| (x.clone() - x.mean_dim(dim)).square().mean_dim(dim).add_scalar(1e-8).sqrt();
+    (spread(x.clone(), 2), spread(x, 3))
 }
 
 /// `KL(N(mu, exp(logvar)) ‖ N(0, I))` summed over latent dims, averaged over the batch, `[1]`:
@@ -320,6 +348,26 @@ mod tests {
     }
 
     #[test]
+    fn contrast_hears_a_wash_and_not_an_even_offset() {
+        let device = device();
+        let image = |rows: [[f32; 4]; 2]| Tensor::<4>::from_data(TensorData::new(rows.concat(), [1, 1, 2, 4]), &device);
+        let sharp = image([[0.9, 0.1, 0.9, 0.1], [0.1, 0.1, 0.8, 0.1]]);
+        let contrast_only = ReconstructionWeights::new().with_mse(0.0).with_contrast(1.0);
+        // The same image 0.05 louder: the same contrast, no loss (L1 would count 0.05).
+        let louder = sharp.clone().add_scalar(0.05);
+        assert!(scalar(contrast_only.loss(louder, sharp.clone())) < 1e-3);
+        // Washed halfway towards its mean: every spread halves, and the term counts it.
+        let mean = sharp.clone().mean();
+        let washed = (sharp.clone() + mean.reshape([1, 1, 1, 1])).mul_scalar(0.5);
+        let (frames, bands) = contrast_profiles(sharp.clone());
+        let (washed_frames, _) = contrast_profiles(washed.clone());
+        assert_eq!((frames.dims(), bands.dims()), ([1, 1, 1, 4], [1, 1, 2, 1]));
+        let halved = values(washed_frames).iter().zip(values(frames)).all(|(w, s)| (w - 0.5 * s).abs() < 1e-3);
+        assert!(halved, "a wash halfway halves each frame's spread");
+        assert!(scalar(contrast_only.loss(washed, sharp)) > 0.1);
+    }
+
+    #[test]
     fn reconstruction_weights_validate_and_name_the_field() {
         assert!(ReconstructionWeights::new().validate().is_ok());
         let error = ReconstructionWeights::new().with_l1(-1.0).validate().unwrap_err();
@@ -329,6 +377,9 @@ mod tests {
         let error = ReconstructionWeights::new().with_onset_envelope(f64::NAN).validate().unwrap_err();
         assert!(error.starts_with("onset_envelope"), "{error}");
         assert!(ReconstructionWeights::new().with_mse(0.0).with_onset_envelope(1.0).validate().is_ok());
+        let error = ReconstructionWeights::new().with_contrast(-1.0).validate().unwrap_err();
+        assert!(error.starts_with("contrast"), "{error}");
+        assert!(ReconstructionWeights::new().with_mse(0.0).with_contrast(1.0).validate().is_ok());
         let error = ReconstructionWeights::new().with_pooled_scales(vec![1]).validate().unwrap_err();
         assert!(error.starts_with("pooled_scales"), "{error}");
     }

@@ -119,6 +119,15 @@ pub struct ReconstructionSettings {
     /// Weight of the L1 distance between onset envelopes (the band-averaged rise per frame: the
     /// beat's attacks).
     pub onset_envelope: f64,
+    /// Weight of the L1 distance between contrast profiles (each frame's spread over the bands,
+    /// each band's over the frames: what a wash lowers). Not written when 0, so runs from before
+    /// the term keep their settings hash and resume.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub contrast: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 impl Default for ReconstructionSettings {
@@ -131,6 +140,7 @@ impl Default for ReconstructionSettings {
             time_difference: weights.time_difference,
             frequency_difference: weights.frequency_difference,
             onset_envelope: weights.onset_envelope,
+            contrast: weights.contrast,
         }
     }
 }
@@ -145,6 +155,7 @@ impl ReconstructionSettings {
             .with_time_difference(self.time_difference)
             .with_frequency_difference(self.frequency_difference)
             .with_onset_envelope(self.onset_envelope)
+            .with_contrast(self.contrast)
     }
 }
 

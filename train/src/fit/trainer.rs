@@ -649,6 +649,25 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// A run's checkpoints carry the hash of its settings, and `--resume` refuses another one: the
+    /// settings added later (the contrast term, frozen decoder blocks) are not written at their
+    /// off value, so a run from before them hashes as it did and still resumes.
+    #[test]
+    fn settings_left_off_keep_an_older_runs_hash() {
+        let settings = super::adversarial::AdversarialConfig::default();
+        let config = FitConfig { adversarial: Some(settings.clone()), ..FitConfig::default() };
+        let json = serde_json::Value::Object(config.trajectory_fields()).to_string();
+        assert!(!json.contains("contrast") && !json.contains("frozen_decoder_blocks"), "{json}");
+        let mut contrast = config.clone();
+        contrast.reconstruction.contrast = 1.0;
+        assert_ne!(config_hash(&contrast), config_hash(&config));
+        let frozen = FitConfig {
+            adversarial: Some(super::adversarial::AdversarialConfig { frozen_decoder_blocks: 1, ..settings }),
+            ..config.clone()
+        };
+        assert_ne!(config_hash(&frozen), config_hash(&config));
+    }
+
     #[test]
     fn a_fresh_critic_is_drawn_before_the_lock_is_released() {
         // Another run in the process reseeding the backend after `init_critic` returned (as a test
