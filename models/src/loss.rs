@@ -27,7 +27,9 @@
 //!   band's over the frames (hits against a steady bed). A decoder that fills the gaps and shaves
 //!   the peaks (`eval`'s quiet / loud fifths) lowers both wherever it is unsure; this term asks for
 //!   the segment's own contrast without saying where each line or hit must be, which the per-bin
-//!   terms do.
+//!   terms do. At 4 × in the demo's adversarial stage it raised genre accuracy from 0.80 / 0.85 to
+//!   0.88 / 0.91 of 32 clips at two seeds and cut the held-out error by 0.3 / 0.2 dB, mostly by
+//!   shaving the peaks less (`models/demo/README.md`, "the contrast term").
 //!
 //! KL convention: for each clip the KL divergence of its posterior `N(mu, exp(logvar))` from
 //! `N(0, I)` is **summed over the latent dimensions** (the true KL of the whole code), then
