@@ -113,23 +113,22 @@ impl ReconstructionWeights {
 
     /// Checks the weights: finite, ≥ 0, not all zero, pooled scales ≥ 2. The error names the field.
     pub fn validate(&self) -> Result<(), String> {
-        for (field, value) in [
+        let weights = [
             ("mse", self.mse),
             ("l1", self.l1),
             ("time_difference", self.time_difference),
             ("frequency_difference", self.frequency_difference),
             ("onset_envelope", self.onset_envelope),
             ("contrast", self.contrast),
-        ] {
+        ];
+        for (field, value) in weights {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("{field}: {value} must be finite and ≥ 0"));
             }
         }
-        let sum = self.mse + self.l1 + self.time_difference + self.frequency_difference + self.onset_envelope;
-        if sum + self.contrast == 0.0 {
-            return Err("mse, l1, time_difference, frequency_difference, onset_envelope, contrast: \
-                        at least one must be > 0"
-                .into());
+        if weights.iter().map(|(_, value)| value).sum::<f64>() == 0.0 {
+            let fields: Vec<&str> = weights.iter().map(|(field, _)| *field).collect();
+            return Err(format!("{}: at least one must be > 0", fields.join(", ")));
         }
         if let Some(scale) = self.pooled_scales.iter().find(|&&s| s < 2) {
             return Err(format!("pooled_scales: {scale} must be at least 2"));

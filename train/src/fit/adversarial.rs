@@ -41,6 +41,7 @@ use melfuse_models::{
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::record_error;
+use super::config::is_default;
 use super::trainer::scalar;
 use super::FitError;
 
@@ -77,7 +78,7 @@ pub struct AdversarialConfig {
     /// grain. Measured on the demo at two seeds, one block frozen was level with none on every
     /// judged figure (`models/demo/README.md`, "the critic's reach"), so the demo freezes none.
     /// Not written when 0, so runs from before the field keep their settings hash and resume.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub frozen_decoder_blocks: usize,
 }
 
@@ -136,10 +137,6 @@ impl AdversarialConfig {
     pub fn critic_config(&self, n_genres: usize) -> DiscriminatorConfig {
         DiscriminatorConfig::new(n_genres).with_widths(self.critic_widths.clone())
     }
-}
-
-fn is_zero(value: &usize) -> bool {
-    *value == 0
 }
 
 /// The critic's Adam (β₁ = 0.5, β₂ = 0.9, the usual GAN setting: less momentum against a moving

@@ -122,12 +122,14 @@ pub struct ReconstructionSettings {
     /// Weight of the L1 distance between contrast profiles (each frame's spread over the bands,
     /// each band's over the frames: what a wash lowers). Not written when 0, so runs from before
     /// the term keep their settings hash and resume.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_default")]
     pub contrast: f64,
 }
 
-fn is_zero(value: &f64) -> bool {
-    *value == 0.0
+/// Whether a setting is at its default, for `skip_serializing_if` on settings added after runs
+/// were made with the file: a default left unwritten keeps those runs' settings hash, so they resume.
+pub(super) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Default for ReconstructionSettings {

@@ -2,6 +2,8 @@
 //! moves the decoder, logs the critic, checkpoints both networks, resumes exactly and guards
 //! against non-finite values.
 
+use std::path::{Path, PathBuf};
+
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::super::checkpoint::read_checkpoint;
@@ -13,6 +15,15 @@ use super::AdversarialConfig;
 fn stage(steps: u64) -> FitConfig {
     let settings = AdversarialConfig { critic_warmup_steps: 2, critic_widths: vec![8, 16], ..Default::default() };
     FitConfig { adversarial: Some(settings), checkpoint_every: 2, learning_rate: 1e-3, ..small_config(steps) }
+}
+
+/// A spectral stage of 4 steps on the tiny cache under `dir`: `(cache, run)`, what an adversarial
+/// stage starts from with `--init run`.
+fn spectral_run(dir: &Path) -> (PathBuf, PathBuf) {
+    let cache = small_cache(dir, 1, 0.0);
+    let pretrained = dir.join("spectral");
+    fit(&request(&cache, &pretrained, small_config(4)), &FitHooks::default()).expect("spectral stage");
+    (cache, pretrained)
 }
 
 #[test]
@@ -33,9 +44,7 @@ fn the_stage_needs_a_trained_run_and_names_the_flag() {
 #[test]
 fn the_stage_tunes_the_decoder_only_checkpoints_the_critic_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = small_cache(dir.path(), 1, 0.0);
-    let pretrained = dir.path().join("spectral");
-    fit(&request(&cache, &pretrained, small_config(4)), &FitHooks::default()).expect("spectral stage");
+    let (cache, pretrained) = spectral_run(dir.path());
     let init = Some(InitRequest { source: pretrained.clone() });
 
     let straight = dir.path().join("straight");
@@ -107,9 +116,7 @@ fn the_stage_tunes_the_decoder_only_checkpoints_the_critic_and_resumes_exactly()
 #[test]
 fn frozen_decoder_blocks_keep_the_coarse_layers_and_tune_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = small_cache(dir.path(), 1, 0.0);
-    let pretrained = dir.path().join("spectral");
-    fit(&request(&cache, &pretrained, small_config(4)), &FitHooks::default()).expect("spectral stage");
+    let (cache, pretrained) = spectral_run(dir.path());
     let init = Some(InitRequest { source: pretrained.clone() });
     let frozen = |blocks: usize| {
         let mut config = stage(4);
