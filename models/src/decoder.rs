@@ -118,7 +118,8 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// `z: [B, Z]`, `genre: [B, G]` → `[B, 1, n_mels, frames]` in `(0, 1)`.
+    /// `z: [B, Z]`, `genre: [B, G]` → `[B, 1, n_mels, frames]` in `(0, 1)`; for a latent map `z` may
+    /// hold any whole number of columns, giving `frames / grid_width` mel frames per column.
     pub fn forward(&self, z: Tensor<2>, genre: Tensor<2>) -> Tensor<4> {
         let hidden = self.features_before_block(z, genre.clone(), 0);
         self.forward_from_block(hidden, genre, 0)
@@ -147,14 +148,20 @@ impl Decoder {
         sigmoid(conv2d(&self.output, hidden))
     }
 
-    /// `z`, `genre` → the `[B, head_channels, grid_height, grid_width]` map the blocks start from.
+    /// `z`, `genre` → the `[B, head_channels, grid_height, width]` map the blocks start from.
+    ///
+    /// For a latent map the width is read from `z`: any whole number of latent columns
+    /// (`C · grid_height` values each) decodes, `grid_width` of them being one training segment.
+    /// Every layer after the per-cell projection is a convolution or a ×2 upsampling, so a wider
+    /// map is a longer clip drawn in one pass — what the exported graph's dynamic time axis offers.
     fn project_latent(&self, z: Tensor<2>, genre: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = z.dims();
-        let [height, width] = [self.grid_height, self.grid_width];
+        let [batch, values] = z.dims();
+        let height = self.grid_height;
         if self.latent_channels == 0 {
             let input = Tensor::cat(vec![z, genre], 1);
-            return self.project.forward(input).reshape([batch, self.head_channels, height, width]);
+            return self.project.forward(input).reshape([batch, self.head_channels, height, self.grid_width]);
         }
+        let width = values / (self.latent_channels * height);
         let n_genres = genre.dims()[1];
         let cells = z.reshape([batch, self.latent_channels, height, width]).permute([0, 2, 3, 1]);
         let genre = genre.reshape([batch, 1, 1, n_genres]).expand([batch, height, width, n_genres]);

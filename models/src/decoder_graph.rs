@@ -6,8 +6,19 @@
 //! every projection shortcut) is folded into one `Conv` at export, since inference-mode BatchNorm
 //! is a fixed per-channel affine map; nothing else is fused. Operators used: Concat, Gemm, Reshape,
 //! Conv, Relu, Resize (nearest ×2), Add, Sigmoid. A latent map ([`crate::LatentHead::Map`]) keeps
-//! the `z: [batch, Z]` interface: the graph reshapes it to `[batch, C, n_mels/32, frames/32]`
+//! the `z: [batch, Z]` interface: the graph reshapes it to `[batch, C, n_mels/d, frames/d]`
 //! (see `latent_map_projection`).
+//!
+//! # A dynamic time axis for latent maps
+//!
+//! Every layer after a latent map's per-cell projection is a convolution or a ×2 upsampling, so
+//! the graph of a map decoder leaves the time axis open: `z: [batch, latent]` holds any whole
+//! number of latent columns (channel-major `[C][n_mels/d][columns]`, the reshape infers the
+//! width) and `mel: [batch, 1, n_mels, frames]` follows, `d` frames per column. One model
+//! segment's `Z` values decode exactly as before; a longer map, e.g. the bank's tiles of one
+//! stretch of track joined by `melfuse_proto::manifest::join_latent_maps`, decodes as one clip in
+//! one pass, with no segments to cross-fade. The manifest says so with `latent_time_cells`
+//! ([`latent_time_cells`]).
 //!
 //! # Why here, behind the `onnx` feature
 //!
@@ -23,7 +34,7 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
-use melfuse_proto::manifest::{INPUT_GENRE, INPUT_Z, OUTPUT_MEL};
+use melfuse_proto::manifest::{FRAMES_AXIS, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL};
 use melfuse_proto::onnx::{self as onnx, DataType, Dim, GraphBuilder, GraphError};
 
 use crate::{Decoder, Projection, UpBlock};
@@ -68,7 +79,13 @@ pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Re
         .with_producer(PRODUCER, env!("CARGO_PKG_VERSION"))
         .with_doc_string("melfuse genre-conditioned VAE decoder: mel = decoder(z, genre), values in [0, 1]");
     let batch = Dim::from(melfuse_proto::manifest::BATCH_AXIS);
-    let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), Dim::from(shape.latent_dim)])?;
+    let dynamic_time = latent_time_cells(decoder).is_some();
+    let (latent_axis, frames_axis) = if dynamic_time {
+        (Dim::from(LATENT_AXIS), Dim::from(FRAMES_AXIS))
+    } else {
+        (Dim::from(shape.latent_dim), Dim::from(shape.frames))
+    };
+    let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), latent_axis])?;
     let genre = graph.input(INPUT_GENRE, DataType::Float, &[batch.clone(), Dim::from(shape.n_genres)])?;
 
     let grid = if decoder.latent_channels == 0 {
@@ -91,12 +108,15 @@ pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Re
     // Node outputs are named after their node, so the final Sigmoid is the interface's `mel`.
     let mel = graph.sigmoid(OUTPUT_MEL, &logits)?;
     debug_assert_eq!(mel, OUTPUT_MEL);
-    graph.output(
-        OUTPUT_MEL,
-        DataType::Float,
-        &[batch, Dim::from(1usize), Dim::from(shape.n_mels), Dim::from(shape.frames)],
-    )?;
+    graph.output(OUTPUT_MEL, DataType::Float, &[batch, Dim::from(1usize), Dim::from(shape.n_mels), frames_axis])?;
     Ok(graph.to_bytes()?)
+}
+
+/// Latent columns in one model segment when `decoder` draws a latent map, whose exported graph
+/// then has a dynamic time axis (module docs); `None` for a one-vector latent, whose graph is
+/// fixed to one segment.
+pub fn latent_time_cells(decoder: &Decoder) -> Option<usize> {
+    (decoder.latent_channels > 0).then_some(decoder.grid_width)
 }
 
 /// The per-cell projection of a latent map (`Decoder::project_latent`): the burn `Linear(C + G →
@@ -111,11 +131,8 @@ fn latent_map_projection(
 ) -> Result<String, DecoderGraphError> {
     let channels = decoder.latent_channels;
     let head = decoder.head_channels;
-    let map = graph.reshape(
-        "latent_map",
-        z,
-        &[-1, channels as i64, decoder.grid_height as i64, decoder.grid_width as i64],
-    )?;
+    // `0` keeps the batch, `-1` takes whatever number of columns `z` holds.
+    let map = graph.reshape("latent_map", z, &[0, channels as i64, decoder.grid_height as i64, -1])?;
     let weight = values("project.weight", decoder.project.weight.val())?;
     let n_genres = weight.len() / head - channels;
     // burn's Linear weight is [in, out] row-major; a Conv kernel is [out, in, 1, 1].

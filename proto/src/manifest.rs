@@ -37,6 +37,11 @@ pub const INPUT_GENRE: &str = "genre";
 pub const OUTPUT_MEL: &str = "mel";
 /// Symbolic name of the dynamic batch axis.
 pub const BATCH_AXIS: &str = "batch";
+/// Symbolic name of `z`'s axis in a decoder with a dynamic time axis (`latent_time_cells`): any
+/// whole number of latent columns.
+pub const LATENT_AXIS: &str = "latent";
+/// Symbolic name of `mel`'s time axis in a decoder with a dynamic time axis.
+pub const FRAMES_AXIS: &str = "frames";
 
 /// The contents of `manifest.json` (field meanings in DESIGN.md, "Model bundle").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +70,14 @@ pub struct Manifest {
     /// The optional bank of training codes for the `bank` sampler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_bank: Option<LatentBankInfo>,
+    /// Latent cells along time in one model segment, present when the decoder has a dynamic time
+    /// axis (a latent map decoded by a fully convolutional decoder): `z` is then `[batch, latent]`
+    /// for any whole number of columns of `latent_dim / latent_time_cells` values (channel-major,
+    /// see [`join_latent_maps`]) and `mel` `[batch, 1, n_mels, frames]` with
+    /// `model_frames / latent_time_cells` frames per column, so a clip decodes in one pass.
+    /// Absent: the fixed interface, one segment per row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_time_cells: Option<usize>,
 }
 
 /// The `onnx` section: which file holds the decoder and what it looks like from outside.
@@ -122,6 +135,18 @@ pub struct GenreDataset {
     pub segments: usize,
     /// Hours of audio in the tracks.
     pub hours: f64,
+}
+
+/// The time axis of a latent map, for a decoder that takes any number of columns
+/// ([`Manifest::latent_column`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatentColumn {
+    /// Values in one column (channels × latent rows).
+    pub values: usize,
+    /// Mel frames one column decodes to.
+    pub frames: usize,
+    /// Columns in one model segment.
+    pub cells: usize,
 }
 
 /// A bundle that passed every check in [`Manifest::load`].
@@ -332,6 +357,24 @@ pub enum ManifestError {
         /// The graph's axis.
         model: Dim,
     },
+    /// One of the decoder's axes is dynamic where the manifest's `latent_time_cells` says it is fixed,
+    /// or the other way round.
+    #[error(
+        "{file} {kind} `{name}` has axis {model}, but the manifest {}",
+        if *manifest { "gives latent_time_cells (a dynamic time axis)" } else { "gives no latent_time_cells (a fixed time axis)" }
+    )]
+    TimeAxis {
+        /// Decoder file name.
+        file: String,
+        /// `input` or `output`.
+        kind: &'static str,
+        /// Value name.
+        name: String,
+        /// Whether the manifest declares a dynamic time axis.
+        manifest: bool,
+        /// The graph's axis.
+        model: Dim,
+    },
     /// The decoder's `mel` height differs from the manifest's `signal.n_mels`.
     #[error("manifest says n_mels {manifest} but {file} output `mel` has height {model}")]
     MelBands {
@@ -391,18 +434,45 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The decoder interface DESIGN.md fixes, `(inputs, outputs)`: `z: [batch, Z]`, `genre: [batch, G]`
-/// → `mel: [batch, 1, n_mels, frames]`. The export writes these shapes; [`Manifest::load`] expects them.
+/// → `mel: [batch, 1, n_mels, frames]`; with `dynamic_time`, `z: [batch, latent]` and `mel: [batch,
+/// 1, n_mels, frames]` with symbolic `latent` and `frames` ([`LATENT_AXIS`], [`FRAMES_AXIS`]).
+/// The export writes these shapes; [`Manifest::load`] expects them.
 pub fn decoder_interface(
     latent_dim: usize,
     n_genres: usize,
     n_mels: usize,
     frames: usize,
+    dynamic_time: bool,
 ) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
-    let spec = |name: &str, axes: &[usize]| TensorSpec {
+    let spec = |name: &str, axes: &[Dim]| TensorSpec {
         name: name.into(),
-        shape: std::iter::once(Dim::from(BATCH_AXIS)).chain(axes.iter().map(|&n| Dim::from(n))).collect(),
+        shape: std::iter::once(Dim::from(BATCH_AXIS)).chain(axes.iter().cloned()).collect(),
     };
-    (vec![spec(INPUT_Z, &[latent_dim]), spec(INPUT_GENRE, &[n_genres])], vec![spec(OUTPUT_MEL, &[1, n_mels, frames])])
+    let (latent, frames) = if dynamic_time {
+        (Dim::from(LATENT_AXIS), Dim::from(FRAMES_AXIS))
+    } else {
+        (Dim::from(latent_dim), Dim::from(frames))
+    };
+    (
+        vec![spec(INPUT_Z, &[latent]), spec(INPUT_GENRE, &[Dim::from(n_genres)])],
+        vec![spec(OUTPUT_MEL, &[Dim::from(1usize), Dim::from(n_mels), frames])],
+    )
+}
+
+/// Joins the latent maps of consecutive segments along time into one row for a decoder with a
+/// dynamic time axis: each `[Z]` map is channel-major `[C][H][cells]`, the result
+/// `[C][H][maps · cells]`. The decoder then draws the whole stretch in one pass, with no seam
+/// between the segments.
+pub fn join_latent_maps(maps: &[&[f32]], cells: usize) -> Vec<f32> {
+    let Some(first) = maps.first() else { return Vec::new() };
+    let rows = first.len() / cells.max(1);
+    let mut joined = Vec::with_capacity(first.len() * maps.len());
+    for row in 0..rows {
+        for map in maps {
+            joined.extend_from_slice(&map[row * cells..(row + 1) * cells]);
+        }
+    }
+    joined
 }
 
 /// Which side of the graph a value is on, for messages.
@@ -553,7 +623,36 @@ impl Manifest {
         }
         let DbRange { db_floor, db_ceiling } = self.normalization;
         DbRange::new(db_floor, db_ceiling).map_err(|_| ManifestError::Normalization { db_floor, db_ceiling })?;
-        self.signal.validate().map_err(ManifestError::Signal)
+        self.signal.validate().map_err(ManifestError::Signal)?;
+        if let Some(cells) = self.latent_time_cells {
+            let frames = self.signal.model_frames();
+            if cells == 0 || !self.latent_dim.is_multiple_of(cells) || !frames.is_multiple_of(cells) {
+                return Err(ManifestError::InvalidField {
+                    field: "latent_time_cells".into(),
+                    message: format!(
+                        "{cells} must divide both latent_dim ({}) and the segment's {frames} frames",
+                        self.latent_dim
+                    ),
+                });
+            }
+        }
+        if let Some(hop) = self.latent_bank.as_ref().and_then(|bank| bank.hop_frames) {
+            let frames = self.signal.model_frames();
+            if hop == 0 || hop > frames {
+                return Err(ManifestError::InvalidField {
+                    field: "latent_bank.hop_frames".into(),
+                    message: format!("{hop} is not a step between 1 and the segment's {frames} frames"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Values per latent column (`latent_dim / latent_time_cells`) and frames per column, when the
+    /// decoder has a dynamic time axis.
+    pub fn latent_column(&self) -> Option<LatentColumn> {
+        let cells = self.latent_time_cells.filter(|&c| c > 0)?;
+        Some(LatentColumn { values: self.latent_dim / cells, frames: self.signal.model_frames() / cells, cells })
     }
 
     /// Checks the decoder file's bytes against the manifest: hash, opset, and the names, element
@@ -573,8 +672,13 @@ impl Manifest {
             return Err(ManifestError::OpsetMismatch { file, manifest: self.onnx.opset, model: opset });
         }
         let graph = model.graph.unwrap_or_default();
-        let (inputs, outputs) =
-            decoder_interface(self.latent_dim, self.genres.len(), self.signal.n_mels, self.signal.model_frames());
+        let (inputs, outputs) = decoder_interface(
+            self.latent_dim,
+            self.genres.len(),
+            self.signal.n_mels,
+            self.signal.model_frames(),
+            self.latent_time_cells.is_some(),
+        );
         for (side, expected_values, graph_values, declared) in [
             (Side::Input, &inputs, &graph.input, &self.onnx.inputs),
             (Side::Output, &outputs, &graph.output, &self.onnx.outputs),
@@ -626,6 +730,15 @@ impl Manifest {
                 continue;
             }
             let (file, model) = (file.to_string(), got.clone());
+            if matches!(want, Dim::Symbolic(_)) || matches!(got, Dim::Symbolic(_)) {
+                return Err(ManifestError::TimeAxis {
+                    file,
+                    kind: side.kind(),
+                    name: expected.name.clone(),
+                    manifest: self.latent_time_cells.is_some(),
+                    model,
+                });
+            }
             return Err(match (expected.name.as_str(), axis) {
                 (INPUT_Z, 1) => ManifestError::LatentDim { file, manifest: self.latent_dim, model },
                 (INPUT_GENRE, 1) => ManifestError::GenreCount { file, manifest: self.genres.len(), model },

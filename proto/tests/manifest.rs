@@ -56,7 +56,7 @@ fn genres(n: usize) -> Vec<String> {
 /// A manifest that describes `decoder_bytes` for `n_genres` genres.
 fn manifest(n_genres: usize, decoder_bytes: &[u8]) -> Manifest {
     let signal = signal();
-    let (inputs, outputs) = decoder_interface(LATENT, n_genres, signal.n_mels, signal.model_frames());
+    let (inputs, outputs) = decoder_interface(LATENT, n_genres, signal.n_mels, signal.model_frames(), false);
     Manifest {
         format_version: FORMAT_VERSION,
         name: "toy".into(),
@@ -84,6 +84,7 @@ fn manifest(n_genres: usize, decoder_bytes: &[u8]) -> Manifest {
                 .collect(),
         },
         latent_bank: None,
+        latent_time_cells: None,
     }
 }
 
@@ -344,4 +345,18 @@ fn a_manifest_that_is_not_json_is_refused_as_such() {
     let err = Manifest::load(dir.path()).unwrap_err();
     assert!(matches!(err, ManifestError::Json { .. }), "{err:?}");
     assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+/// `latent_time_cells` says the decoder's time axis is dynamic: a fixed graph is then refused
+/// naming the axis, and a count that does not divide the latent or the segment is refused as a
+/// field.
+#[test]
+fn a_dynamic_time_axis_must_match_the_graph_and_divide_the_segment() {
+    let bytes = standard_decoder(3);
+    let err = load_edited(&bytes, 3, |j| j["latent_time_cells"] = 2.into());
+    assert!(matches!(err, ManifestError::TimeAxis { manifest: true, .. }), "{err:?}");
+    assert!(err.to_string().contains("input `z` has axis 4"), "{err}");
+    assert!(err.to_string().contains("gives latent_time_cells"), "{err}");
+    let err = load_edited(&bytes, 3, |j| j["latent_time_cells"] = 3.into());
+    assert!(matches!(&err, ManifestError::InvalidField { field, .. } if field == "latent_time_cells"), "{err:?}");
 }

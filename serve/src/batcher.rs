@@ -19,7 +19,8 @@ use crate::metrics::Metrics;
 
 /// Decoder rows of one request and where to send the decoded rows.
 pub struct DecodeJob {
-    /// `[rows, Z]` latents, row-major.
+    /// `[rows, L]` latents, row-major: `L = Z`, or for a decoder with a dynamic time axis any
+    /// whole number of latent columns (the same for every row of a job).
     pub z: Vec<f32>,
     /// `[rows, G]` genre mixtures, row-major.
     pub genre: Vec<f32>,
@@ -27,8 +28,15 @@ pub struct DecodeJob {
     pub rows: usize,
     /// When the request must be answered by.
     pub deadline: Instant,
-    /// Receives `[rows, n_mels × frames]` normalised mel values, or why not.
+    /// Receives `[rows, n_mels × frames]` normalised mel values (frames of the rows' width), or why not.
     pub reply: oneshot::Sender<Result<Vec<f32>, GenerateError>>,
+}
+
+impl DecodeJob {
+    /// Latent values per row (`Z`, or a one-pass clip's whole map).
+    pub fn z_len(&self) -> usize {
+        self.z.len() / self.rows.max(1)
+    }
 }
 
 /// The decoder thread's inbox.
@@ -73,10 +81,9 @@ impl Batcher {
 }
 
 fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metrics, inbox: mpsc::Receiver<DecodeJob>) {
-    let row_len = session.row_len();
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut open = true;
-    let accept = |pending: &mut VecDeque<Pending>, job: DecodeJob| {
+    let accept = |pending: &mut VecDeque<Pending>, job: DecodeJob, row_len: usize| {
         metrics.queue_depth.inc();
         pending.push_back(Pending {
             output: Vec::with_capacity(job.rows * row_len),
@@ -90,7 +97,10 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
         // Wait for work, then for the batch to fill or the oldest row's wait to run out.
         if pending.is_empty() {
             match inbox.recv() {
-                Ok(job) => accept(&mut pending, job),
+                Ok(job) => {
+                    let row_len = session.output_row_len(job.z_len());
+                    accept(&mut pending, job, row_len)
+                }
                 Err(_) => break,
             }
         }
@@ -102,7 +112,10 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
                 break;
             }
             match inbox.recv_timeout(remaining) {
-                Ok(job) => accept(&mut pending, job),
+                Ok(job) => {
+                    let row_len = session.output_row_len(job.z_len());
+                    accept(&mut pending, job, row_len)
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
             }
@@ -125,17 +138,19 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
             continue;
         }
 
-        // Take rows in arrival order.
+        // Take rows in arrival order, of the oldest job's width (one-pass clips of other lengths
+        // wait for the next call: a batch is one tensor).
         let mut z = Vec::new();
         let mut genre = Vec::new();
         let mut taken: Vec<(usize, usize)> = Vec::new(); // (index in pending, rows taken)
         let mut rows = 0;
+        let width = pending.front().map_or(0, |p| p.job.z_len());
         for (index, p) in pending.iter_mut().enumerate() {
-            if rows == policy.max_batch {
+            if rows == policy.max_batch || p.job.z_len() != width {
                 break;
             }
             let take = (p.job.rows - p.next_row).min(policy.max_batch - rows);
-            let z_dim = p.job.z.len() / p.job.rows;
+            let z_dim = width;
             let g_dim = p.job.genre.len() / p.job.rows;
             z.extend_from_slice(&p.job.z[p.next_row * z_dim..(p.next_row + take) * z_dim]);
             genre.extend_from_slice(&p.job.genre[p.next_row * g_dim..(p.next_row + take) * g_dim]);
@@ -152,6 +167,7 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
         let result = session.run(z, genre, rows);
         metrics.observe_stage("decoder", started.elapsed().as_secs_f64());
 
+        let row_len = session.output_row_len(width);
         match result {
             Ok(values) => {
                 let mut offset = 0;
@@ -174,7 +190,7 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
         // Answer the jobs that are complete (they are at the front: rows are taken in order).
         while pending.front().is_some_and(|p| p.next_row == p.job.rows) {
             let Some(done) = pending.pop_front() else { break };
-            let reply = if done.output.len() == done.job.rows * row_len {
+            let reply = if done.output.len() == done.job.rows * session.output_row_len(done.job.z_len()) {
                 Ok(done.output)
             } else {
                 Err(GenerateError::Internal("the decoder failed on this batch".into()))

@@ -14,7 +14,7 @@ use melfuse_audio::wav::encode_wav_pcm16;
 use melfuse_proto::api::{GenerateRequest, OutputFormat, RequestLimits};
 use melfuse_proto::generation::{blend_latent, Sampler};
 use melfuse_proto::latent_bank::LatentBank;
-use melfuse_proto::manifest::{LoadedBundle, Manifest};
+use melfuse_proto::manifest::{join_latent_maps, LoadedBundle, Manifest};
 use ndarray::{Array2, ArrayView2};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -187,33 +187,61 @@ impl Generator {
         let frames = SegmentPlan::frames_for_seconds(request.seconds, signal.sample_rate, signal.hop_length);
         // The bank walks along real tracks: its segments sit one training hop apart.
         let bank = self.latent_bank.as_ref().filter(|_| request.sampler == Sampler::Bank);
-        let plan = match (bank, training_hop_frames(signal)) {
-            (Some(_), Some(hop)) => SegmentPlan::with_hop(
-                frames,
-                signal.model_frames(),
-                hop,
-                crossfade_frames(self.walk_crossfade_seconds, signal),
-            ),
-            _ => SegmentPlan::new(frames, signal.model_frames(), crossfade_frames(self.crossfade_seconds, signal)),
-        };
-        let positions = plan.positions();
         let genres = self.manifest.genres.len();
-        let mut z = Vec::with_capacity(plan.len() * self.manifest.latent_dim);
-        let mut mixtures = Vec::with_capacity(plan.len() * genres);
-        for (index, &position) in positions.iter().enumerate() {
-            let weights = request.timeline.weights_at(position);
-            let centroids = &self.manifest.centroids;
-            z.extend(match bank {
-                Some(bank) => bank.walk(centroids, &weights, request.temperature, seed, index, plan.len()),
-                None => blend_latent(centroids, &weights, request.temperature, segment_seed(seed, index)),
-            });
-            mixtures.extend(weights);
-        }
+        let centroids = &self.manifest.centroids;
+        let (plan, z, mixtures, rows) = match (bank, self.one_pass_columns(bank)) {
+            // Tiles of one encoded stretch, joined into one map and drawn in one pass.
+            (Some(bank), Some(cells)) => {
+                let tiles = frames.div_ceil(signal.model_frames()).max(1);
+                let plan = SegmentPlan::new(frames, tiles * signal.model_frames(), 0);
+                let mut codes = Vec::with_capacity(tiles);
+                let mut mixture = vec![0.0f32; genres];
+                for tile in 0..tiles {
+                    let position = if tiles == 1 { 0.5 } else { tile as f32 / (tiles - 1) as f32 };
+                    let weights = request.timeline.weights_at(position);
+                    codes.push(bank.walk(centroids, &weights, request.temperature, seed, tile, tiles));
+                    for (sum, weight) in mixture.iter_mut().zip(weights) {
+                        *sum += weight / tiles as f32;
+                    }
+                }
+                let views: Vec<&[f32]> = codes.iter().map(Vec::as_slice).collect();
+                (plan, join_latent_maps(&views, cells), mixture, 1)
+            }
+            _ => {
+                // A walk's codes sit the bank's hop apart (the training hop for a segment bank).
+                let hop = bank.and_then(LatentBank::hop_frames).or_else(|| training_hop_frames(signal));
+                let plan = match (bank, hop) {
+                    (Some(_), Some(hop)) => SegmentPlan::with_hop(
+                        frames,
+                        signal.model_frames(),
+                        hop,
+                        crossfade_frames(self.walk_crossfade_seconds, signal),
+                    ),
+                    _ => SegmentPlan::new(
+                        frames,
+                        signal.model_frames(),
+                        crossfade_frames(self.crossfade_seconds, signal),
+                    ),
+                };
+                let mut z = Vec::with_capacity(plan.len() * self.manifest.latent_dim);
+                let mut mixtures = Vec::with_capacity(plan.len() * genres);
+                for (index, &position) in plan.positions().iter().enumerate() {
+                    let weights = request.timeline.weights_at(position);
+                    z.extend(match bank {
+                        Some(bank) => bank.walk(centroids, &weights, request.temperature, seed, index, plan.len()),
+                        None => blend_latent(centroids, &weights, request.temperature, segment_seed(seed, index)),
+                    });
+                    mixtures.extend(weights);
+                }
+                let rows = plan.len();
+                (plan, z, mixtures, rows)
+            }
+        };
         let mean_weights: Vec<f64> = (0..genres)
-            .map(|g| mixtures.iter().skip(g).step_by(genres).map(|&w| f64::from(w)).sum::<f64>() / plan.len() as f64)
+            .map(|g| mixtures.iter().skip(g).step_by(genres).map(|&w| f64::from(w)).sum::<f64>() / rows as f64)
             .collect();
 
-        let normalized = self.decode(z, mixtures, plan.len(), deadline).await?;
+        let normalized = self.decode(z, mixtures, rows, deadline).await?;
 
         // Stitching, vocoding and encoding are CPU work: the pool does them, not the async threads.
         // One clip at a time, taking turns first come first served (tokio's semaphore is fair): each
@@ -251,6 +279,17 @@ impl Generator {
         Ok(GeneratedClip { body, format, seed, seconds: request.seconds })
     }
 
+    /// Latent columns per tile when a `bank` walk decodes in one pass: the bank's codes tile their
+    /// stretches (`hop_frames` of one model segment) and the decoder takes any number of columns
+    /// (`latent_time_cells`). A walk is then one latent map, with no segments to cross-fade; a
+    /// morph's map moves from tile to tile while the decoder's genre input is the clip's mean
+    /// mixture (the input is one vector per row).
+    fn one_pass_columns(&self, bank: Option<&LatentBank>) -> Option<usize> {
+        let column = self.manifest.latent_column()?;
+        let tiles = bank?.hop_frames() == Some(self.manifest.signal.model_frames());
+        tiles.then_some(column.cells)
+    }
+
     async fn decode(
         &self,
         z: Vec<f32>,
@@ -272,7 +311,7 @@ impl Generator {
     ) -> Result<Vec<u8>, GenerateError> {
         let RenderRequest { format, iterations, seed, clip_samples } = *request;
         let signal = &self.manifest.signal;
-        let (n_mels, frames) = (signal.n_mels, signal.model_frames());
+        let (n_mels, frames) = (signal.n_mels, plan.segment_frames());
         let internal = |e: &dyn std::fmt::Display| GenerateError::Internal(e.to_string());
         let segments = normalized
             .chunks_exact(n_mels * frames)

@@ -99,6 +99,11 @@ impl SegmentPlan {
         self.total_frames
     }
 
+    /// Frames of each decoded segment (a one-pass plan's single segment is the whole decoded map).
+    pub fn segment_frames(&self) -> usize {
+        self.segment_frames
+    }
+
     /// Each segment's place along the clip, from 0 (the first) to 1 (the last), which its blend is
     /// taken from: a morph's first and last stops are heard exactly at the clip's ends.
     pub fn positions(&self) -> Vec<f32> {

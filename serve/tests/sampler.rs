@@ -49,3 +49,57 @@ async fn bank_is_the_default_and_differs_from_the_prior() {
         .clone();
     assert_eq!(sampler["schema"]["default"], "bank");
 }
+
+#[actix_web::test]
+async fn a_tiled_bank_walk_is_decoded_in_one_pass_without_seams() {
+    // The bundle's decoder mixes each latent column with its neighbours; a walk of two tiles drawn
+    // in one pass mixes the last column of the first tile with the first of the second, which
+    // two segments decoded apart and joined could not.
+    let dir = tempfile::tempdir().unwrap();
+    support::write_tiled_bundle(dir.path());
+    let state = web::Data::new(support::state(&support::config(dir.path())));
+    state.warm_up().await.expect("warm-up");
+    let loaded = melfuse_proto::manifest::Manifest::load(dir.path()).expect("the tiled bundle loads");
+    let manifest = &loaded.manifest;
+    let bank = loaded.latent_bank.as_ref().expect("a bank");
+    let (n_mels, frames) = (manifest.signal.n_mels, manifest.signal.model_frames());
+
+    // 2.5 s at 62.5 frames/s: two tiles of 96 frames cut to the clip's length.
+    let (status, body) = get(&state, "/generate?blend=edm:1&seed=5&seconds=2.5&temperature=0&format=npy").await;
+    assert_eq!(status, StatusCode::OK);
+    let mel: ndarray::Array2<f32> = ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy");
+    let total = mel.ncols();
+    assert_eq!(mel.nrows(), n_mels);
+    assert!(total > frames && total < 2 * frames, "{total} frames");
+
+    let weights = [0.0, 1.0, 0.0];
+    let tiles: Vec<Vec<f32>> = (0..2).map(|step| bank.walk(&manifest.centroids, &weights, 0.0, 5, step, 2)).collect();
+    let joined = melfuse_proto::manifest::join_latent_maps(&[&tiles[0], &tiles[1]], frames);
+    let width = 2 * frames;
+    let bias: f32 = weights.iter().zip(support::TILED_GENRE_BIAS).map(|(w, b)| w * b).sum();
+    let range = manifest.normalization;
+    let mut worst = 0.0f32;
+    for band in 0..n_mels {
+        for frame in 0..total {
+            let at = |t: isize| -> f32 {
+                if t < 0 || t >= width as isize {
+                    0.0
+                } else {
+                    joined[band * width + t as usize]
+                }
+            };
+            let t = frame as isize;
+            let k = support::TILED_KERNEL;
+            let value = 1.0 / (1.0 + (-(k[0] * at(t - 1) + k[1] * at(t) + k[2] * at(t + 1) + bias)).exp());
+            let expected = range.db_floor + value * (range.db_ceiling - range.db_floor);
+            worst = worst.max((mel[[band, frame]] - expected).abs());
+        }
+    }
+    assert!(worst < 1e-3, "one-pass decode differs from the joined map's by {worst} dB");
+    // The seam column reads its neighbour across the tiles' border.
+    let border = |band: usize| (joined[band * width + frames - 1], joined[band * width + frames]);
+    assert!(
+        (0..n_mels).any(|band| (border(band).0 - border(band).1).abs() > 0.05),
+        "the two tiles differ at the seam, so decoding them apart would have shown there"
+    );
+}

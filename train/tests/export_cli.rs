@@ -71,7 +71,7 @@ fn blends(batch: usize) -> Vec<f32> {
 #[test]
 fn exported_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let root = tempfile::tempdir().expect("tempdir");
-    check_export_parity(root.path(), &trained_run(root.path()));
+    check_export_parity(root.path(), &trained_run(root.path()), &[]);
 }
 
 /// The same checks for a model whose latent is a map with a time axis (`latent_head = "Map"`) on
@@ -85,16 +85,18 @@ fn exported_latent_map_decoder_runs_in_onnx_runtime_with_burn_equal_outputs() {
     let (model, _, _) = load_model(&run_dir, &Device::flex()).expect("load the run");
     assert!(model.decoder.latent_channels > 0, "the run's decoder takes a latent map");
     assert_eq!(model.decoder.blocks.len(), 4, "a ÷16 grid has four upsampling blocks");
-    check_export_parity(root.path(), &run_dir);
+    check_export_parity(root.path(), &run_dir, &["--bank-layout", "tiles"]);
 }
 
 /// Exports `run_dir` under `root` and checks the bundle: files, manifest, bank codes equal to the
 /// encoder's `mu`, and the decoder's outputs in Python's and the `ort` crate's ONNX Runtime equal
 /// to burn's.
-fn check_export_parity(root: &Path, run_dir: &Path) {
+fn check_export_parity(root: &Path, run_dir: &Path, options: &[&str]) {
     let run_dir = run_dir.to_path_buf();
     let bundle = root.join("bundle");
-    let export = run(&["export", path(&run_dir), "--out", path(&bundle), "--name", "parity"]);
+    let mut arguments = vec!["export", path(&run_dir), "--out", path(&bundle), "--name", "parity"];
+    arguments.extend_from_slice(options);
+    let export = run(&arguments);
     assert!(export.status.success(), "export failed: {}", String::from_utf8_lossy(&export.stderr));
     for file in ["decoder.onnx", "manifest.json", "preview.png", "latent_bank.bin"] {
         assert!(bundle.join(file).exists(), "{file} missing");
@@ -125,7 +127,21 @@ fn check_export_parity(root: &Path, run_dir: &Path) {
         .expect("encode");
     let code = bank.code(0, 0);
     let error = mu.iter().zip(code).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
-    assert!(error < 2e-3, "bank code 0 differs from the encoder's mu by {error}");
+    match bank_info.hop_frames {
+        // Segment codes: the segment's own encoding.
+        None => assert!(error < 2e-3, "bank code 0 differs from the encoder's mu by {error}"),
+        // Tiles of a stretch encoded in one pass: the same music, seen with what follows it, so
+        // close to the lone segment's code but not equal where the encoder looks past its end.
+        Some(hop) => {
+            assert_eq!(hop, info.model.frames, "a tiled bank steps one model segment");
+            let cells = loaded.manifest.latent_time_cells.expect("tiles need a dynamic time axis");
+            assert_eq!(latent % cells, 0, "{cells} latent columns per segment");
+            let mean: f32 = mu.iter().zip(code).map(|(a, b)| (a - b).abs()).sum::<f32>() / mu.len() as f32;
+            let scale: f32 = mu.iter().map(|a| a.abs()).sum::<f32>() / mu.len() as f32;
+            println!("tile 0 against the lone segment's mu: mean |Δ| {mean:.4} on a mean |mu| of {scale:.4}");
+            assert!(mean < 0.5 * scale, "bank tile 0 is not the first cn segment's music: mean |Δ| {mean}");
+        }
+    }
 
     let without = root.join("no-bank");
     let export = run(&["export", path(&run_dir), "--out", path(&without), "--bank-per-genre", "0"]);
@@ -174,6 +190,26 @@ fn check_export_parity(root: &Path, run_dir: &Path) {
         println!("batch {batch}: max |ort crate − burn| = {error:e}");
         assert!(error <= MAX_ABS_ERROR, "batch {batch}: ort crate max abs error {error}");
     }
+    // A latent map's graph has a dynamic time axis: three segments' columns decode in one pass to
+    // three segments' frames, in ONNX Runtime as in burn.
+    if loaded.manifest.latent_time_cells.is_some() {
+        let (batch, width) = (2, 3 * latent);
+        let z: Vec<f32> = (0..batch * width).map(|i| noise(i + 77)).collect();
+        let genre = blends(batch);
+        let ours = model
+            .decode(
+                Tensor::<2>::from_data(TensorData::new(z.clone(), [batch, width]), &device),
+                Tensor::<2>::from_data(TensorData::new(genre.clone(), [batch, 2]), &device),
+            )
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("decoder output");
+        let (ort_shape, ort_mel) = run_with_ort(&bundle.join("decoder.onnx"), (z, [batch, width]), (genre, [batch, 2]));
+        assert_eq!(ort_shape, vec![batch, 1, info.model.n_mels, 3 * info.model.frames]);
+        let error = ours.iter().zip(&ort_mel).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        println!("three segments in one pass: max |ort crate − burn| = {error:e}");
+        assert!(error <= MAX_ABS_ERROR, "one pass of three segments: ort crate max abs error {error}");
+    }
 }
 
 #[test]
@@ -190,8 +226,9 @@ fn export_refuses_bad_settings_and_missing_runs() {
     assert!(!out.exists(), "nothing is written for a refused export");
 
     let triton = root.path().join("triton");
-    let refusals: [(&[&str], &str); 4] = [
+    let refusals: [(&[&str], &str); 5] = [
         (&["--bank-max-mb", "0"], "bank-max-mb"),
+        (&["--bank-layout", "tiles"], "tiles need a latent map"),
         (&["--bank-max-mb", "0.000001"], "not one code per genre"),
         (&["--triton", path(&triton), "--triton-max-batch", "0"], "triton-max-batch"),
         (&["--triton", path(&triton), "--name", "a b"], "cannot name a Triton model"),

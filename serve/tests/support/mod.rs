@@ -11,9 +11,9 @@ use melfuse_audio::normalization::DbRange;
 use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TrainingSummary, BATCH_AXIS, DECODER_FILE,
-    FORMAT_VERSION, INPUT_GENRE, INPUT_Z, OUTPUT_MEL,
+    FORMAT_VERSION, FRAMES_AXIS, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL,
 };
-use melfuse_proto::onnx::{DataType, Dim, GraphBuilder, Linear};
+use melfuse_proto::onnx::{Conv2d, DataType, Dim, GraphBuilder, Linear};
 use melfuse_serve::config::ServeConfig;
 use melfuse_serve::generator::Generator;
 use melfuse_serve::http::AppState;
@@ -92,7 +92,7 @@ pub fn write_bundle(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(DECODER_FILE), &onnx).unwrap();
 
-    let (inputs, outputs) = decoder_interface(LATENT_DIM, genres, n_mels, frames);
+    let (inputs, outputs) = decoder_interface(LATENT_DIM, genres, n_mels, frames, false);
     let centroids =
         (0..genres).map(|g| (0..LATENT_DIM).map(|i| ((g * 7 + i) % 5) as f32 * 0.4 - 0.8).collect()).collect();
     // Three codes per genre, so the default `bank` sampler has real choices.
@@ -120,6 +120,84 @@ pub fn write_bundle(dir: &Path) -> PathBuf {
                 .collect(),
         },
         latent_bank: Some(bank_info),
+        latent_time_cells: None,
+    };
+    std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
+    manifest.write(dir).unwrap();
+    dir.to_path_buf()
+}
+
+/// Frame weights of the tiled bundle's decoder: `mel[t] = sigmoid(¼ z[t−1] + ½ z[t] + ¼ z[t+1] + b·genre)`,
+/// one latent column (16 values) per frame, so a decoded column depends on its neighbours.
+pub const TILED_KERNEL: [f32; 3] = [0.25, 0.5, 0.25];
+/// The tiled bundle's genre weights (`b`).
+pub const TILED_GENRE_BIAS: [f32; 3] = [0.5, -0.5, 0.0];
+
+/// Writes a bundle whose decoder has a dynamic time axis (`latent_time_cells` = the segment's 96
+/// frames, one 16-value column per frame) and whose bank tiles its runs (`hop_frames` = 96):
+/// `mel = sigmoid(conv_t(z) + b·genre)` with [`TILED_KERNEL`] along time, zero-padded at the map's
+/// ends. Three genres of one run of three tiles each; the bank's codes are a slow ramp.
+pub fn write_tiled_bundle(dir: &Path) -> PathBuf {
+    let signal = signal();
+    let (n_mels, frames) = (signal.n_mels, signal.model_frames());
+    let latent_dim = n_mels * frames;
+    let genres = GENRES.len();
+    let mut graph = GraphBuilder::new("tiled-test-decoder");
+    let batch = Dim::from(BATCH_AXIS);
+    let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), Dim::from(LATENT_AXIS)]).unwrap();
+    let genre = graph.input(INPUT_GENRE, DataType::Float, &[batch.clone(), Dim::from(genres)]).unwrap();
+    let map = graph.reshape("map", &z, &[0, 1, n_mels as i64, -1]).unwrap();
+    let layer =
+        Conv2d { weight: &TILED_KERNEL, weight_dims: [1, 1, 1, 3], bias: None, strides: [1, 1], pads: [0, 1, 0, 1] };
+    let mixed = graph.conv("mix_time", &map, &layer).unwrap();
+    let bias = graph
+        .gemm(
+            "genre_bias",
+            &genre,
+            &Linear { weight: &TILED_GENRE_BIAS, in_features: genres, out_features: 1, bias: None },
+        )
+        .unwrap();
+    let bias = graph.reshape("genre_bias_nchw", &bias, &[0, 1, 1, 1]).unwrap();
+    let sum = graph.add("sum", &mixed, &bias).unwrap();
+    let squashed = graph.sigmoid("squashed", &sum).unwrap();
+    graph.node("Identity", &[&squashed], &[OUTPUT_MEL], vec![]).unwrap();
+    graph
+        .output(OUTPUT_MEL, DataType::Float, &[batch, Dim::from(1usize), Dim::from(n_mels), Dim::from(FRAMES_AXIS)])
+        .unwrap();
+    let opset = graph.opset();
+    let onnx = graph.to_bytes().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(DECODER_FILE), &onnx).unwrap();
+
+    let (inputs, outputs) = decoder_interface(latent_dim, genres, n_mels, frames, true);
+    let centroids = vec![vec![0.0; latent_dim]; genres];
+    let codes: Vec<f32> = (0..genres * 3 * latent_dim)
+        .map(|i| ((i % latent_dim) % frames) as f32 / frames as f32 + (i / latent_dim) as f32 * 0.3 - 1.0)
+        .collect();
+    let (mut bank_info, bank_bytes) = bank_info(&codes, vec![vec![3]; genres], vec![0.3; latent_dim]);
+    bank_info.hop_frames = Some(frames);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name: "tiled".into(),
+        created: "2026-12-03T00:00:00Z".into(),
+        genres: GENRES.iter().map(|g| g.to_string()).collect(),
+        latent_dim,
+        centroids,
+        signal,
+        normalization: DbRange::new(-80.0, 20.0).unwrap(),
+        onnx: OnnxInfo { file: DECODER_FILE.into(), opset, inputs, outputs, sha256: sha256_hex(&onnx) },
+        training: TrainingSummary {
+            epochs: 1,
+            steps: 10,
+            final_train_loss: 0.1,
+            final_validation_loss: 0.2,
+            dataset: GENRES
+                .iter()
+                .map(|g| GenreDataset { genre: g.to_string(), tracks: 1, segments: 3, hours: 0.1 })
+                .collect(),
+        },
+        latent_bank: Some(bank_info),
+        latent_time_cells: Some(frames),
     };
     std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
     manifest.write(dir).unwrap();

@@ -159,3 +159,21 @@ fn the_fixture_is_sensitive_enough_for_the_bound_to_mean_something() {
     let (low, high) = base.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     assert!(low > 1e-3 && high < 1.0 - 1e-3 && high - low > 0.05, "output range {low}..{high} is degenerate");
 }
+
+#[test]
+fn latent_map_import_decodes_any_number_of_columns_in_one_pass() {
+    // The map graph's time axis is dynamic: a map of 1, 3 or 5 latent columns (the training
+    // segment has 2) decodes to 32 frames per column, as the burn decoder draws it.
+    let device = Device::flex();
+    let decoder = original_map(&device);
+    let model = map_opset17::load(&device);
+    for columns in [1, 3, 5] {
+        let (z, genre) = inputs_of(columns * spec::MAP_CHANNELS, 2, 40 + columns as u64, &device);
+        let expected = decoder.forward(z.clone(), genre.clone());
+        let imported = model.forward(z, genre);
+        assert_eq!(imported.dims(), [2, 1, spec::N_MELS, 32 * columns], "{columns} columns");
+        let error = max_abs_diff(&values(imported), &values(expected));
+        println!("{columns} columns: max |burn-onnx import − burn| = {error:e}");
+        assert!(error <= MAX_ABS_ERROR, "{columns} columns: max abs error {error} > {MAX_ABS_ERROR}");
+    }
+}

@@ -22,6 +22,7 @@
 use melfuse_audio::segment::evenly_spaced;
 
 use crate::eval::{tensor_values, EvalError, Evaluator};
+use crate::prepare::cache::SegmentInfo;
 use crate::prepare::split::Split;
 
 /// Default bound on codes per genre: 512 × Z = 256 × 2 bytes is 256 KiB per genre at the paper
@@ -48,6 +49,22 @@ pub fn per_genre_bound(segments: &[usize], latent_dim: usize, max_per_genre: usi
         }
     }
     low
+}
+
+/// Runs of consecutive segments (same track, next index) of `genre`, in cache order: indices into
+/// `segments`.
+pub(crate) fn genre_runs(segments: &[SegmentInfo], genre: usize) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for (i, segment) in segments.iter().enumerate().filter(|(_, s)| s.genre == genre) {
+        let continues = runs.last().and_then(|run| run.last()).is_some_and(|&previous| {
+            segments[previous].track == segment.track && segments[previous].index + 1 == segment.index
+        });
+        match runs.last_mut() {
+            Some(run) if continues => run.push(i),
+            _ => runs.push(vec![i]),
+        }
+    }
+    runs
 }
 
 /// Default length of the bank's stretches, in segments: a 15 s walk needs 7 at the demo's 2 s hop
@@ -98,19 +115,8 @@ impl Evaluator<'_> {
         let mut kept = Vec::new();
         let mut runs = Vec::with_capacity(n_genres);
         for genre in 0..n_genres {
-            // Runs of consecutive segments (same track, next index) of this genre, in cache order.
-            let mut genre_runs: Vec<Vec<usize>> = Vec::new();
-            for (i, segment) in segments.iter().enumerate().filter(|(_, s)| s.genre == genre) {
-                let continues = genre_runs.last().and_then(|run| run.last()).is_some_and(|&previous| {
-                    segments[previous].track == segment.track && segments[previous].index + 1 == segment.index
-                });
-                match genre_runs.last_mut() {
-                    Some(run) if continues => run.push(i),
-                    _ => genre_runs.push(vec![i]),
-                }
-            }
             let mut lengths = Vec::new();
-            for run in select_runs(&genre_runs, max_per_genre, stretch) {
+            for run in select_runs(&genre_runs(segments, genre), max_per_genre, stretch) {
                 lengths.push(run.len());
                 kept.extend(run);
             }

@@ -11,6 +11,7 @@
 //! carries its judge table.
 
 pub mod bank;
+mod tiles;
 pub mod triton;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use melfuse_audio::atomic_file::write_atomically;
 use melfuse_audio::spectrogram_image::render_spectrogram;
-use melfuse_models::decoder_graph::{decoder_to_onnx, DecoderGraphError, DecoderShape};
+use melfuse_models::decoder_graph::{decoder_to_onnx, latent_time_cells, DecoderGraphError, DecoderShape};
 use melfuse_models::Vae;
 use melfuse_proto::latent_bank::{bank_info, LatentBank, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
@@ -69,13 +70,29 @@ pub struct ExportArgs {
     /// latent is too large for it.
     #[arg(long, default_value_t = bank::DEFAULT_BANK_MAX_MB)]
     pub bank_max_mb: f64,
-    /// Keep the bank's codes as stretches of this many consecutive segments spread over every
-    /// training track; 0 keeps whole tracks (see `export::bank::select_runs`).
+    /// Keep the bank's codes as stretches of this many consecutive segments (tiles, with
+    /// `--bank-layout tiles`) spread over every training track; 0 keeps whole tracks (see
+    /// `export::bank::select_runs`).
     #[arg(long, default_value_t = bank::DEFAULT_BANK_STRETCH)]
     pub bank_stretch: usize,
+    /// How the bank holds a latent map's codes: `segments` (one per training segment, the
+    /// service decodes them apart and cross-fades) or `tiles` (each stretch encoded in one pass
+    /// and cut into consecutive segments' worth of columns, `--bank-stretch` of them, which the
+    /// service joins and decodes in one pass; see `export::tiles`).
+    #[arg(long, value_enum, default_value_t = BankLayout::Segments)]
+    pub bank_layout: BankLayout,
     /// The optional Triton model repository.
     #[command(flatten)]
     pub triton: TritonArgs,
+}
+
+/// The latent bank's layout (`--bank-layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BankLayout {
+    /// One code per training segment, segments a training hop apart.
+    Segments,
+    /// Stretches encoded in one pass and cut into tiles of one model segment; needs a latent map.
+    Tiles,
 }
 
 /// Why a bundle could not be exported.
@@ -171,12 +188,25 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         frames: info.model.frames,
     };
     let onnx = decoder_to_onnx(&model.decoder, shape, args.opset)?;
+    // A latent map's graph decodes any number of columns in one pass (`--bank-layout tiles` uses it).
+    let time_cells = latent_time_cells(&model.decoder);
     // The bank before anything is written, so a bank that cannot be made leaves no bundle behind.
     let bank_codes = if args.bank_per_genre > 0 {
         crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
         let max_bytes = (args.bank_max_mb * 1e6) as u64;
         let evaluator = Evaluator::new(&model, &cache, &device);
-        Some(evaluator.latent_bank(args.bank_per_genre, args.bank_stretch, max_bytes)?)
+        Some(match (args.bank_layout, time_cells) {
+            (BankLayout::Tiles, Some(cells)) => {
+                evaluator.latent_bank_tiles(args.bank_per_genre, args.bank_stretch, max_bytes, cells)?
+            }
+            (BankLayout::Tiles, None) => {
+                return Err(ExportError::InvalidSetting {
+                    name: "bank-layout",
+                    detail: "tiles need a latent map (`latent_head = \"Map\"`); this run's latent is one vector".into(),
+                })
+            }
+            (BankLayout::Segments, _) => evaluator.latent_bank(args.bank_per_genre, args.bank_stretch, max_bytes)?,
+        })
     } else {
         None
     };
@@ -186,7 +216,8 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
 
     let latent_bank = match bank_codes {
         Some(codes) => {
-            let (info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
+            let (mut info, bytes) = bank_info(&codes.codes, codes.runs, codes.sigma);
+            info.hop_frames = (args.bank_layout == BankLayout::Tiles).then_some(shape.frames);
             write_atomically(&args.out.join(&info.file), &bytes)?;
             Some(info)
         }
@@ -195,7 +226,8 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
             None
         }
     };
-    let (inputs, outputs) = decoder_interface(shape.latent_dim, shape.n_genres, shape.n_mels, shape.frames);
+    let (inputs, outputs) =
+        decoder_interface(shape.latent_dim, shape.n_genres, shape.n_mels, shape.frames, time_cells.is_some());
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         name,
@@ -208,6 +240,7 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         onnx: OnnxInfo { file: DECODER_FILE.into(), opset: args.opset, inputs, outputs, sha256: sha256_hex(&onnx) },
         training: training_summary(&args.run_dir, &info, step, &cache)?,
         latent_bank,
+        latent_time_cells: time_cells,
     };
     manifest.write(&args.out)?;
     // Read the bundle back exactly as the service will, so a bad export fails here, not there.
