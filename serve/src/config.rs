@@ -90,9 +90,10 @@ pub struct ServeConfig {
     /// Overlap of consecutive decoded segments in clips longer than one segment, in seconds, for
     /// the `prior` sampler (the `bank` walk's overlaps are fixed by the training hop).
     pub crossfade_seconds: f32,
-    /// Cross-fade of the `bank` sampler's walk, whose overlaps hold the same stretch of a track
-    /// twice, in seconds: a short fade at each overlap's centre, so the two decodings are not
-    /// averaged into a smoother clip (see `segments`).
+    /// Cross-fade of the `bank` sampler's walk over a segment bank, whose overlaps hold the same
+    /// stretch of a track twice, in seconds: a short fade at each overlap's centre, so the two
+    /// decodings are not averaged into a smoother clip (see `segments`). A tiled bank's walk is
+    /// decoded in one pass and has no fade.
     pub walk_crossfade_seconds: f32,
     /// Largest accepted `POST /generate` body, in bytes; beyond it: 413.
     pub max_body_bytes: usize,

@@ -185,57 +185,12 @@ impl Generator {
         let seed = request.seed.unwrap_or_else(rand::random);
         let signal = &self.manifest.signal;
         let frames = SegmentPlan::frames_for_seconds(request.seconds, signal.sample_rate, signal.hop_length);
-        // The bank walks along real tracks: its segments sit one training hop apart.
+        // The bank walks along real tracks: tiles in one pass, or segments a hop apart.
         let bank = self.latent_bank.as_ref().filter(|_| request.sampler == Sampler::Bank);
         let genres = self.manifest.genres.len();
-        let centroids = &self.manifest.centroids;
-        let (plan, z, mixtures, rows) = match (bank, self.one_pass_columns(bank)) {
-            // Tiles of one encoded stretch, joined into one map and drawn in one pass.
-            (Some(bank), Some(cells)) => {
-                let tiles = frames.div_ceil(signal.model_frames()).max(1);
-                let plan = SegmentPlan::new(frames, tiles * signal.model_frames(), 0);
-                let mut codes = Vec::with_capacity(tiles);
-                let mut mixture = vec![0.0f32; genres];
-                for tile in 0..tiles {
-                    let position = if tiles == 1 { 0.5 } else { tile as f32 / (tiles - 1) as f32 };
-                    let weights = request.timeline.weights_at(position);
-                    codes.push(bank.walk(centroids, &weights, request.temperature, seed, tile, tiles));
-                    for (sum, weight) in mixture.iter_mut().zip(weights) {
-                        *sum += weight / tiles as f32;
-                    }
-                }
-                let views: Vec<&[f32]> = codes.iter().map(Vec::as_slice).collect();
-                (plan, join_latent_maps(&views, cells), mixture, 1)
-            }
-            _ => {
-                // A walk's codes sit the bank's hop apart (the training hop for a segment bank).
-                let hop = bank.and_then(LatentBank::hop_frames).or_else(|| training_hop_frames(signal));
-                let plan = match (bank, hop) {
-                    (Some(_), Some(hop)) => SegmentPlan::with_hop(
-                        frames,
-                        signal.model_frames(),
-                        hop,
-                        crossfade_frames(self.walk_crossfade_seconds, signal),
-                    ),
-                    _ => SegmentPlan::new(
-                        frames,
-                        signal.model_frames(),
-                        crossfade_frames(self.crossfade_seconds, signal),
-                    ),
-                };
-                let mut z = Vec::with_capacity(plan.len() * self.manifest.latent_dim);
-                let mut mixtures = Vec::with_capacity(plan.len() * genres);
-                for (index, &position) in plan.positions().iter().enumerate() {
-                    let weights = request.timeline.weights_at(position);
-                    z.extend(match bank {
-                        Some(bank) => bank.walk(centroids, &weights, request.temperature, seed, index, plan.len()),
-                        None => blend_latent(centroids, &weights, request.temperature, segment_seed(seed, index)),
-                    });
-                    mixtures.extend(weights);
-                }
-                let rows = plan.len();
-                (plan, z, mixtures, rows)
-            }
+        let Latents { plan, z, mixtures, rows } = match (bank, self.one_pass_columns(bank)) {
+            (Some(bank), Some(cells)) => self.one_pass_latents(&request, seed, frames, bank, cells),
+            _ => self.segment_latents(&request, seed, frames, bank),
         };
         let mean_weights: Vec<f64> = (0..genres)
             .map(|g| mixtures.iter().skip(g).step_by(genres).map(|&w| f64::from(w)).sum::<f64>() / rows as f64)
@@ -277,6 +232,72 @@ impl Generator {
             self.metrics.blend_weight_total.with_label_values(&[genre.as_str()]).inc_by(weight);
         }
         Ok(GeneratedClip { body, format, seed, seconds: request.seconds })
+    }
+
+    /// A tiled bank's walk as one latent map: the walk's tiles joined, one decoder row whose genre
+    /// input is the clip's mean mixture, cut to `frames` after decoding.
+    fn one_pass_latents(
+        &self,
+        request: &GenerateRequest,
+        seed: u64,
+        frames: usize,
+        bank: &LatentBank,
+        cells: usize,
+    ) -> Latents {
+        let segment = self.manifest.signal.model_frames();
+        let tiles = frames.div_ceil(segment).max(1);
+        let mut codes = Vec::with_capacity(tiles);
+        let mut mixture = vec![0.0f32; self.manifest.genres.len()];
+        for tile in 0..tiles {
+            let position = if tiles == 1 { 0.5 } else { tile as f32 / (tiles - 1) as f32 };
+            let weights = request.timeline.weights_at(position);
+            codes.push(bank.walk(&self.manifest.centroids, &weights, request.temperature, seed, tile, tiles));
+            for (sum, weight) in mixture.iter_mut().zip(weights) {
+                *sum += weight / tiles as f32;
+            }
+        }
+        let views: Vec<&[f32]> = codes.iter().map(Vec::as_slice).collect();
+        Latents {
+            plan: SegmentPlan::new(frames, tiles * segment, 0),
+            z: join_latent_maps(&views, cells),
+            mixtures: mixture,
+            rows: 1,
+        }
+    }
+
+    /// One latent per decoded segment: a segment bank's walk (codes the bank's hop apart, short
+    /// fades at the overlaps' centres) or the prior's evenly spaced segments.
+    fn segment_latents(
+        &self,
+        request: &GenerateRequest,
+        seed: u64,
+        frames: usize,
+        bank: Option<&LatentBank>,
+    ) -> Latents {
+        let signal = &self.manifest.signal;
+        let hop = bank.and_then(LatentBank::hop_frames).or_else(|| training_hop_frames(signal));
+        let plan = match (bank, hop) {
+            (Some(_), Some(hop)) => SegmentPlan::with_hop(
+                frames,
+                signal.model_frames(),
+                hop,
+                crossfade_frames(self.walk_crossfade_seconds, signal),
+            ),
+            _ => SegmentPlan::new(frames, signal.model_frames(), crossfade_frames(self.crossfade_seconds, signal)),
+        };
+        let centroids = &self.manifest.centroids;
+        let mut z = Vec::with_capacity(plan.len() * self.manifest.latent_dim);
+        let mut mixtures = Vec::with_capacity(plan.len() * self.manifest.genres.len());
+        for (index, &position) in plan.positions().iter().enumerate() {
+            let weights = request.timeline.weights_at(position);
+            z.extend(match bank {
+                Some(bank) => bank.walk(centroids, &weights, request.temperature, seed, index, plan.len()),
+                None => blend_latent(centroids, &weights, request.temperature, segment_seed(seed, index)),
+            });
+            mixtures.extend(weights);
+        }
+        let rows = plan.len();
+        Latents { plan, z, mixtures, rows }
     }
 
     /// Latent columns per tile when a `bank` walk decodes in one pass: the bank's codes tile their
@@ -350,6 +371,14 @@ impl Generator {
         };
         Ok(encoded)
     }
+}
+
+/// A clip's decoder input: where the decoded rows go, `[rows, L]` latents and `[rows, G]` mixtures.
+struct Latents {
+    plan: SegmentPlan,
+    z: Vec<f32>,
+    mixtures: Vec<f32>,
+    rows: usize,
 }
 
 /// What the worker pool makes of the decoded rows.

@@ -8,10 +8,10 @@ use std::sync::{Arc, Once};
 
 use melfuse_audio::config::SignalConfig;
 use melfuse_audio::normalization::DbRange;
-use melfuse_proto::latent_bank::{bank_info, LATENT_BANK_FILE};
+use melfuse_proto::latent_bank::{bank_info, LatentBankInfo, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
-    decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TrainingSummary, BATCH_AXIS, DECODER_FILE,
-    FORMAT_VERSION, FRAMES_AXIS, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL,
+    decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TensorSpec, TrainingSummary, BATCH_AXIS,
+    DECODER_FILE, FORMAT_VERSION, FRAMES_AXIS, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL,
 };
 use melfuse_proto::onnx::{Conv2d, DataType, Dim, GraphBuilder, Linear};
 use melfuse_serve::config::ServeConfig;
@@ -98,30 +98,11 @@ pub fn write_bundle(dir: &Path) -> PathBuf {
     // Three codes per genre, so the default `bank` sampler has real choices.
     let codes: Vec<f32> = (0..genres * 3 * LATENT_DIM).map(|i| ((i * 13) % 11) as f32 * 0.2 - 1.0).collect();
     let (bank_info, bank_bytes) = bank_info(&codes, vec![vec![3]; genres], vec![0.3; LATENT_DIM]);
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        name: "test".into(),
-        created: "2026-11-25T00:00:00Z".into(),
-        genres: GENRES.iter().map(|g| g.to_string()).collect(),
-        latent_dim: LATENT_DIM,
-        centroids,
-        signal,
-        normalization: DbRange::new(-80.0, 20.0).unwrap(),
-        onnx: OnnxInfo { file: DECODER_FILE.into(), opset, inputs, outputs, sha256: sha256_hex(&onnx) },
-        training: TrainingSummary {
-            epochs: 1,
-            steps: 10,
-            final_train_loss: 0.1,
-            final_validation_loss: 0.2,
-            dataset: GENRES
-                .iter()
-                .enumerate()
-                .map(|(i, g)| GenreDataset { genre: g.to_string(), tracks: i + 1, segments: 10 * (i + 1), hours: 0.5 })
-                .collect(),
-        },
-        latent_bank: Some(bank_info),
-        latent_time_cells: None,
-    };
+    let manifest = test_manifest(
+        "test",
+        BundleParts { latent_dim: LATENT_DIM, centroids, onnx: &onnx, opset, inputs, outputs, bank: bank_info },
+        None,
+    );
     std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
     manifest.write(dir).unwrap();
     dir.to_path_buf()
@@ -176,16 +157,45 @@ pub fn write_tiled_bundle(dir: &Path) -> PathBuf {
         .collect();
     let (mut bank_info, bank_bytes) = bank_info(&codes, vec![vec![3]; genres], vec![0.3; latent_dim]);
     bank_info.hop_frames = Some(frames);
-    let manifest = Manifest {
+    let manifest = test_manifest(
+        "tiled",
+        BundleParts { latent_dim, centroids, onnx: &onnx, opset, inputs, outputs, bank: bank_info },
+        Some(frames),
+    );
+    std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
+    manifest.write(dir).unwrap();
+    dir.to_path_buf()
+}
+
+/// What differs between the test bundles' manifests.
+struct BundleParts<'a> {
+    latent_dim: usize,
+    centroids: Vec<Vec<f32>>,
+    onnx: &'a [u8],
+    opset: i64,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+    bank: LatentBankInfo,
+}
+
+/// The manifest of a test bundle named `name` on [`signal`] and [`GENRES`].
+fn test_manifest(name: &str, parts: BundleParts<'_>, latent_time_cells: Option<usize>) -> Manifest {
+    Manifest {
         format_version: FORMAT_VERSION,
-        name: "tiled".into(),
-        created: "2026-12-03T00:00:00Z".into(),
+        name: name.into(),
+        created: "2026-11-25T00:00:00Z".into(),
         genres: GENRES.iter().map(|g| g.to_string()).collect(),
-        latent_dim,
-        centroids,
-        signal,
+        latent_dim: parts.latent_dim,
+        centroids: parts.centroids,
+        signal: signal(),
         normalization: DbRange::new(-80.0, 20.0).unwrap(),
-        onnx: OnnxInfo { file: DECODER_FILE.into(), opset, inputs, outputs, sha256: sha256_hex(&onnx) },
+        onnx: OnnxInfo {
+            file: DECODER_FILE.into(),
+            opset: parts.opset,
+            inputs: parts.inputs,
+            outputs: parts.outputs,
+            sha256: sha256_hex(parts.onnx),
+        },
         training: TrainingSummary {
             epochs: 1,
             steps: 10,
@@ -193,15 +203,13 @@ pub fn write_tiled_bundle(dir: &Path) -> PathBuf {
             final_validation_loss: 0.2,
             dataset: GENRES
                 .iter()
-                .map(|g| GenreDataset { genre: g.to_string(), tracks: 1, segments: 3, hours: 0.1 })
+                .enumerate()
+                .map(|(i, g)| GenreDataset { genre: g.to_string(), tracks: i + 1, segments: 10 * (i + 1), hours: 0.5 })
                 .collect(),
         },
-        latent_bank: Some(bank_info),
-        latent_time_cells: Some(frames),
-    };
-    std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
-    manifest.write(dir).unwrap();
-    dir.to_path_buf()
+        latent_bank: Some(parts.bank),
+        latent_time_cells,
+    }
 }
 
 /// A service configuration on the test bundle: short clips, small pool.

@@ -7,7 +7,9 @@
 //! backend and is derived from the manifest's `onnx` section, so it cannot disagree with the
 //! bundle: with `max_batch_size > 0` Triton's `dims` leave out the batch axis, so the decoder's
 //! `z: [batch, Z]`, `genre: [batch, G]` and `mel: [batch, 1, n_mels, frames]` become `dims: [Z]`,
-//! `[G]` and `[1, n_mels, frames]`.
+//! `[G]` and `[1, n_mels, frames]`. A latent map's decoder has a dynamic time axis (`z: [batch,
+//! latent]`, `mel: [batch, 1, n_mels, frames]` with symbolic `latent` and `frames`): those axes
+//! are Triton's variable-size `-1`, so a client may send a whole clip's map in one request.
 //!
 //! Triton only serves the decoder. A client still needs the bundle's `manifest.json` (genre order,
 //! centroids for `z = Σ w·centroid + temperature·ε`, the dB range and signal parameters for the
@@ -138,8 +140,8 @@ pub enum TritonError {
 pub struct TritonTensor {
     /// Tensor name, as in the ONNX graph.
     pub name: String,
-    /// Shape without the batch axis.
-    pub dims: Vec<u64>,
+    /// Shape without the batch axis; `-1` for an axis of variable size.
+    pub dims: Vec<i64>,
 }
 
 /// The model configuration written to `config.pbtxt`.
@@ -174,7 +176,7 @@ impl TritonModelConfig {
             specs
                 .iter()
                 .map(|t| {
-                    let dims = t.dims.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+                    let dims = t.dims.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
                     format!("  {{\n    name: \"{}\"\n    data_type: TYPE_FP32\n    dims: [ {dims} ]\n  }}", t.name)
                 })
                 .collect::<Vec<_>>()
@@ -241,7 +243,8 @@ pub fn check_model_name(name: &str) -> Result<(), TritonError> {
     Ok(())
 }
 
-/// A manifest tensor without its leading dynamic batch axis.
+/// A manifest tensor without its leading dynamic batch axis; a later symbolic axis (a dynamic
+/// time axis) becomes `-1`.
 fn unbatched(spec: &TensorSpec, kind: &'static str) -> Result<TritonTensor, TritonError> {
     let not_batchable =
         || TritonError::NotBatchable { kind, tensor: spec.name.clone(), shape: format_shape(&spec.shape) };
@@ -252,8 +255,8 @@ fn unbatched(spec: &TensorSpec, kind: &'static str) -> Result<TritonTensor, Trit
     let dims = rest
         .iter()
         .map(|d| match d {
-            Dim::Fixed(n) => Ok(*n),
-            Dim::Symbolic(_) => Err(not_batchable()),
+            Dim::Fixed(n) => i64::try_from(*n).map_err(|_| not_batchable()),
+            Dim::Symbolic(_) => Ok(-1),
         })
         .collect::<Result<_, _>>()?;
     Ok(TritonTensor { name: spec.name.clone(), dims })
@@ -263,7 +266,7 @@ fn unbatched(spec: &TensorSpec, kind: &'static str) -> Result<TritonTensor, Trit
 mod tests {
     use super::*;
 
-    fn tensor(name: &str, dims: &[u64]) -> TritonTensor {
+    fn tensor(name: &str, dims: &[i64]) -> TritonTensor {
         TritonTensor { name: name.into(), dims: dims.to_vec() }
     }
 
@@ -299,7 +302,10 @@ mod tests {
         let spec = |shape: Vec<Dim>| TensorSpec { name: "mel".into(), shape };
         let ok = unbatched(&spec(vec!["batch".into(), 1u64.into(), 32u64.into(), 64u64.into()]), "output").unwrap();
         assert_eq!(ok, tensor("mel", &[1, 32, 64]));
-        for shape in [vec![], vec![Dim::from(4u64), Dim::from(8u64)], vec!["batch".into(), "frames".into()]] {
+        // A dynamic time axis is Triton's variable-size -1.
+        let dynamic = unbatched(&spec(vec!["batch".into(), 1u64.into(), 32u64.into(), "frames".into()]), "output");
+        assert_eq!(dynamic.unwrap(), tensor("mel", &[1, 32, -1]));
+        for shape in [vec![], vec![Dim::from(4u64), Dim::from(8u64)], vec![Dim::from(4u64), "frames".into()]] {
             let error = unbatched(&spec(shape), "output").unwrap_err();
             assert!(matches!(error, TritonError::NotBatchable { .. }), "{error}");
         }
