@@ -30,10 +30,10 @@
 //! encoded in one pass and cut into consecutive segments' worth of latent columns. With a decoder
 //! whose time axis is dynamic (`latent_time_cells` in the manifest), the service joins a walk's
 //! tiles into one latent map ([`crate::manifest::join_latent_maps`]) and decodes the clip in one
-//! pass, with no seams to cross-fade. Judged on the demo's weights (8 clips per genre) the tiles
-//! drew sharper edm lines (harmonic 0.86 → 0.95) and orchestral grain (flux 0.80 → 0.93) and
-//! straighter blend curves, but were recognised less often (0.94 → 0.84) with half the rock and
-//! cn diversity, so segments stay the export's default (`models/demo/README.md`, "one pass").
+//! pass, with no seams to cross-fade. Judged on the demo's weights at two seeds (32 clips per
+//! genre), the tiled bank drew edm's harmonic lines at 0.95 / 0.93 of the music's instead of
+//! 0.79 / 0.77 and every genre's at 0.84 or more, at the cost of cn's recognition; the demo
+//! ships tiles (`models/demo/README.md`, "one pass over tiles").
 //!
 //! # File
 //!

@@ -17,6 +17,13 @@
 //! signal, so a 15 s walk of 5 tiles has 4 starting places in each), selected by
 //! [`super::bank::select_runs`] over the segments that cover it, so the stretches spread over
 //! every track as the segment bank's do.
+//!
+//! Measured on the demo's weights (`models/demo/README.md`, "one pass over tiles"; 32 clips per
+//! genre, two seeds): edm's harmonic lines 0.79 / 0.77 → 0.95 / 0.93 of the music's, its
+//! diversity 0.64 / 0.63 → 0.83 / 0.82, the distance to held-out music 1.6× / 1.5× → 1.4× / 1.2×;
+//! cn recognised less (0.81 / 0.88 → 0.53 / 0.69) and rock's beat weaker (1.04 → 0.84). The
+//! same tiles decoded apart, or each encoded alone, judged as the one pass did: the gain is in
+//! which codes the walk meets, the one pass adds a clip of any length without a seam.
 
 use burn::prelude::*;
 
