@@ -151,14 +151,7 @@ fn check_export_parity(root: &Path, run_dir: &Path, options: &[&str]) {
     for batch in [1usize, 7] {
         let z: Vec<f32> = (0..batch * latent).map(|i| noise(i + batch * 1000)).collect();
         let genre = blends(batch);
-        let ours = model
-            .decode(
-                Tensor::<2>::from_data(TensorData::new(z.clone(), [batch, latent]), &device),
-                Tensor::<2>::from_data(TensorData::new(genre.clone(), [batch, 2]), &device),
-            )
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("decoder output");
+        let ours = burn_decode(&model, &z, &genre, batch, &device);
         let inputs = serde_json::json!({
             "z": {"shape": [batch, latent], "data": &z},
             "genre": {"shape": [batch, 2], "data": &genre},
@@ -196,20 +189,26 @@ fn check_export_parity(root: &Path, run_dir: &Path, options: &[&str]) {
         let (batch, width) = (2, 3 * latent);
         let z: Vec<f32> = (0..batch * width).map(|i| noise(i + 77)).collect();
         let genre = blends(batch);
-        let ours = model
-            .decode(
-                Tensor::<2>::from_data(TensorData::new(z.clone(), [batch, width]), &device),
-                Tensor::<2>::from_data(TensorData::new(genre.clone(), [batch, 2]), &device),
-            )
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("decoder output");
+        let ours = burn_decode(&model, &z, &genre, batch, &device);
         let (ort_shape, ort_mel) = run_with_ort(&bundle.join("decoder.onnx"), (z, [batch, width]), (genre, [batch, 2]));
         assert_eq!(ort_shape, vec![batch, 1, info.model.n_mels, 3 * info.model.frames]);
         let error = ours.iter().zip(&ort_mel).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         println!("three segments in one pass: max |ort crate − burn| = {error:e}");
         assert!(error <= MAX_ABS_ERROR, "one pass of three segments: ort crate max abs error {error}");
     }
+}
+
+/// The burn decoder's output for `batch` rows of `z` (any whole number of latent columns for a
+/// map) and two-genre mixtures `genre`.
+fn burn_decode(model: &melfuse_models::Vae, z: &[f32], genre: &[f32], batch: usize, device: &Device) -> Vec<f32> {
+    model
+        .decode(
+            Tensor::<2>::from_data(TensorData::new(z.to_vec(), [batch, z.len() / batch]), device),
+            Tensor::<2>::from_data(TensorData::new(genre.to_vec(), [batch, 2]), device),
+        )
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("decoder output")
 }
 
 #[test]
