@@ -34,8 +34,8 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
-use melfuse_proto::manifest::{FRAMES_AXIS, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL};
-use melfuse_proto::onnx::{self as onnx, DataType, Dim, GraphBuilder, GraphError};
+use melfuse_proto::manifest::{decoder_interface, INPUT_GENRE, INPUT_Z, OUTPUT_MEL};
+use melfuse_proto::onnx::{self as onnx, DataType, GraphBuilder, GraphError};
 
 use crate::{Decoder, Projection, UpBlock};
 
@@ -78,15 +78,18 @@ pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Re
         .with_opset(opset)?
         .with_producer(PRODUCER, env!("CARGO_PKG_VERSION"))
         .with_doc_string("melfuse genre-conditioned VAE decoder: mel = decoder(z, genre), values in [0, 1]");
-    let batch = Dim::from(melfuse_proto::manifest::BATCH_AXIS);
-    let dynamic_time = latent_time_cells(decoder).is_some();
-    let (latent_axis, frames_axis) = if dynamic_time {
-        (Dim::from(LATENT_AXIS), Dim::from(FRAMES_AXIS))
-    } else {
-        (Dim::from(shape.latent_dim), Dim::from(shape.frames))
-    };
-    let z = graph.input(INPUT_Z, DataType::Float, &[batch.clone(), latent_axis])?;
-    let genre = graph.input(INPUT_GENRE, DataType::Float, &[batch.clone(), Dim::from(shape.n_genres)])?;
+    // The shapes the manifest will check against: one place decides which axes are dynamic.
+    let (inputs, outputs) = decoder_interface(
+        shape.latent_dim,
+        shape.n_genres,
+        shape.n_mels,
+        shape.frames,
+        latent_time_cells(decoder).is_some(),
+    );
+    for spec in &inputs {
+        graph.input(&spec.name, DataType::Float, &spec.shape)?;
+    }
+    let (z, genre) = (INPUT_Z.to_string(), INPUT_GENRE.to_string());
 
     let grid = if decoder.latent_channels == 0 {
         let joined = graph.concat("latent_and_genre", &[&z, &genre], 1)?;
@@ -108,7 +111,9 @@ pub fn decoder_to_onnx(decoder: &Decoder, shape: DecoderShape, opset: i64) -> Re
     // Node outputs are named after their node, so the final Sigmoid is the interface's `mel`.
     let mel = graph.sigmoid(OUTPUT_MEL, &logits)?;
     debug_assert_eq!(mel, OUTPUT_MEL);
-    graph.output(OUTPUT_MEL, DataType::Float, &[batch, Dim::from(1usize), Dim::from(shape.n_mels), frames_axis])?;
+    for spec in &outputs {
+        graph.output(&spec.name, DataType::Float, &spec.shape)?;
+    }
     Ok(graph.to_bytes()?)
 }
 

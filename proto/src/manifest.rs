@@ -143,8 +143,6 @@ pub struct GenreDataset {
 pub struct LatentColumn {
     /// Values in one column (channels × latent rows).
     pub values: usize,
-    /// Mel frames one column decodes to.
-    pub frames: usize,
     /// Columns in one model segment.
     pub cells: usize,
 }
@@ -648,11 +646,11 @@ impl Manifest {
         Ok(())
     }
 
-    /// Values per latent column (`latent_dim / latent_time_cells`) and frames per column, when the
-    /// decoder has a dynamic time axis.
+    /// Values per latent column (`latent_dim / latent_time_cells`) and columns per segment, when
+    /// the decoder has a dynamic time axis.
     pub fn latent_column(&self) -> Option<LatentColumn> {
         let cells = self.latent_time_cells.filter(|&c| c > 0)?;
-        Some(LatentColumn { values: self.latent_dim / cells, frames: self.signal.model_frames() / cells, cells })
+        Some(LatentColumn { values: self.latent_dim / cells, cells })
     }
 
     /// Checks the decoder file's bytes against the manifest: hash, opset, and the names, element

@@ -59,6 +59,8 @@ struct Pending {
     job: DecodeJob,
     arrived: Instant,
     next_row: usize,
+    /// Decoded values per row of this job (`DecoderSession::output_row_len` of its width).
+    row_len: usize,
     output: Vec<f32>,
     counted_as_queued: bool,
 }
@@ -83,10 +85,12 @@ impl Batcher {
 fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metrics, inbox: mpsc::Receiver<DecodeJob>) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut open = true;
-    let accept = |pending: &mut VecDeque<Pending>, job: DecodeJob, row_len: usize| {
+    let accept = |pending: &mut VecDeque<Pending>, job: DecodeJob, session: &DecoderSession| {
         metrics.queue_depth.inc();
+        let row_len = session.output_row_len(job.z_len());
         pending.push_back(Pending {
             output: Vec::with_capacity(job.rows * row_len),
+            row_len,
             job,
             arrived: Instant::now(),
             next_row: 0,
@@ -97,10 +101,7 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
         // Wait for work, then for the batch to fill or the oldest row's wait to run out.
         if pending.is_empty() {
             match inbox.recv() {
-                Ok(job) => {
-                    let row_len = session.output_row_len(job.z_len());
-                    accept(&mut pending, job, row_len)
-                }
+                Ok(job) => accept(&mut pending, job, &session),
                 Err(_) => break,
             }
         }
@@ -112,10 +113,7 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
                 break;
             }
             match inbox.recv_timeout(remaining) {
-                Ok(job) => {
-                    let row_len = session.output_row_len(job.z_len());
-                    accept(&mut pending, job, row_len)
-                }
+                Ok(job) => accept(&mut pending, job, &session),
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
             }
@@ -167,13 +165,12 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
         let result = session.run(z, genre, rows);
         metrics.observe_stage("decoder", started.elapsed().as_secs_f64());
 
-        let row_len = session.output_row_len(width);
         match result {
             Ok(values) => {
                 let mut offset = 0;
                 for &(index, take) in &taken {
                     let p = &mut pending[index];
-                    p.output.extend_from_slice(&values[offset * row_len..(offset + take) * row_len]);
+                    p.output.extend_from_slice(&values[offset * p.row_len..(offset + take) * p.row_len]);
                     p.next_row += take;
                     offset += take;
                 }
@@ -190,7 +187,7 @@ fn decoder_loop(mut session: DecoderSession, policy: BatchPolicy, metrics: Metri
         // Answer the jobs that are complete (they are at the front: rows are taken in order).
         while pending.front().is_some_and(|p| p.next_row == p.job.rows) {
             let Some(done) = pending.pop_front() else { break };
-            let reply = if done.output.len() == done.job.rows * session.output_row_len(done.job.z_len()) {
+            let reply = if done.output.len() == done.job.rows * done.row_len {
                 Ok(done.output)
             } else {
                 Err(GenerateError::Internal("the decoder failed on this batch".into()))

@@ -88,11 +88,6 @@ impl DecoderSession {
         self.provider
     }
 
-    /// Values in one output row of one model segment (`n_mels × frames`).
-    pub fn row_len(&self) -> usize {
-        self.row_len
-    }
-
     /// Values in one output row for latent rows of `z_len` values: `row_len` for one segment's
     /// `Z`; a decoder with a dynamic time axis draws `n_mels × frames / Z` values per latent value
     /// for any whole number of latent columns.

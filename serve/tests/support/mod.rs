@@ -11,7 +11,7 @@ use melfuse_audio::normalization::DbRange;
 use melfuse_proto::latent_bank::{bank_info, LatentBankInfo, LATENT_BANK_FILE};
 use melfuse_proto::manifest::{
     decoder_interface, sha256_hex, GenreDataset, Manifest, OnnxInfo, TensorSpec, TrainingSummary, BATCH_AXIS,
-    DECODER_FILE, FORMAT_VERSION, FRAMES_AXIS, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL,
+    DECODER_FILE, FORMAT_VERSION, INPUT_GENRE, INPUT_Z, LATENT_AXIS, OUTPUT_MEL,
 };
 use melfuse_proto::onnx::{Conv2d, DataType, Dim, GraphBuilder, Linear};
 use melfuse_serve::config::ServeConfig;
@@ -83,16 +83,8 @@ pub fn write_bundle(dir: &Path) -> PathBuf {
     let sum = graph.add("sum", &from_z, &from_genre).unwrap();
     let squashed = graph.sigmoid("squashed", &sum).unwrap();
     let shaped = graph.reshape("shaped", &squashed, &[0, 1, n_mels as i64, frames as i64]).unwrap();
-    graph.node("Identity", &[&shaped], &[OUTPUT_MEL], vec![]).unwrap();
-    graph
-        .output(OUTPUT_MEL, DataType::Float, &[batch, Dim::from(1usize), Dim::from(n_mels), Dim::from(frames)])
-        .unwrap();
-    let opset = graph.opset();
-    let onnx = graph.to_bytes().unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join(DECODER_FILE), &onnx).unwrap();
-
     let (inputs, outputs) = decoder_interface(LATENT_DIM, genres, n_mels, frames, false);
+    let (onnx, opset) = write_decoder(dir, graph, &shaped, &outputs);
     let centroids =
         (0..genres).map(|g| (0..LATENT_DIM).map(|i| ((g * 7 + i) % 5) as f32 * 0.4 - 0.8).collect()).collect();
     // Three codes per genre, so the default `bank` sampler has real choices.
@@ -141,16 +133,8 @@ pub fn write_tiled_bundle(dir: &Path) -> PathBuf {
     let bias = graph.reshape("genre_bias_nchw", &bias, &[0, 1, 1, 1]).unwrap();
     let sum = graph.add("sum", &mixed, &bias).unwrap();
     let squashed = graph.sigmoid("squashed", &sum).unwrap();
-    graph.node("Identity", &[&squashed], &[OUTPUT_MEL], vec![]).unwrap();
-    graph
-        .output(OUTPUT_MEL, DataType::Float, &[batch, Dim::from(1usize), Dim::from(n_mels), Dim::from(FRAMES_AXIS)])
-        .unwrap();
-    let opset = graph.opset();
-    let onnx = graph.to_bytes().unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join(DECODER_FILE), &onnx).unwrap();
-
     let (inputs, outputs) = decoder_interface(latent_dim, genres, n_mels, frames, true);
+    let (onnx, opset) = write_decoder(dir, graph, &squashed, &outputs);
     let centroids = vec![vec![0.0; latent_dim]; genres];
     let codes: Vec<f32> = (0..genres * 3 * latent_dim)
         .map(|i| ((i % latent_dim) % frames) as f32 / frames as f32 + (i / latent_dim) as f32 * 0.3 - 1.0)
@@ -165,6 +149,20 @@ pub fn write_tiled_bundle(dir: &Path) -> PathBuf {
     std::fs::write(dir.join(LATENT_BANK_FILE), bank_bytes).unwrap();
     manifest.write(dir).unwrap();
     dir.to_path_buf()
+}
+
+/// Names `last` the graph's `mel`, declares the interface's `outputs`, and writes the graph as
+/// `dir`'s decoder: its bytes and opset.
+fn write_decoder(dir: &Path, mut graph: GraphBuilder, last: &str, outputs: &[TensorSpec]) -> (Vec<u8>, i64) {
+    graph.node("Identity", &[last], &[OUTPUT_MEL], vec![]).unwrap();
+    for spec in outputs {
+        graph.output(&spec.name, DataType::Float, &spec.shape).unwrap();
+    }
+    let opset = graph.opset();
+    let onnx = graph.to_bytes().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(DECODER_FILE), &onnx).unwrap();
+    (onnx, opset)
 }
 
 /// What differs between the test bundles' manifests.
