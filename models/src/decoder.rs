@@ -168,3 +168,68 @@ impl Decoder {
         self.project.forward(Tensor::cat(vec![cells, genre], 3)).permute([0, 3, 1, 2])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::*;
+    use melfuse_proto::manifest::DECODER_REACH_COLUMNS;
+
+    use crate::test_support::{device, one_hot, small_config, values};
+    use crate::LatentHead;
+
+    /// The service decodes a window of a long map with `DECODER_REACH_COLUMNS` of context beyond the
+    /// frames it keeps, trusting that a column's frames read no further: change one column of a
+    /// 12-column map and only the frames of the columns within reach may change.
+    #[test]
+    fn a_latent_map_decoder_reads_no_further_than_its_reach() {
+        let (columns, changed) = (12usize, 6usize);
+        for (downsampling, stages) in [(8usize, 3usize), (32, 5)] {
+            let widths = vec![16, 8, 8, 8, 8][..stages].to_vec();
+            let cells = (32 / downsampling) * (64 / downsampling);
+            let config = small_config(2)
+                .with_latent_head(LatentHead::Map)
+                .with_latent_downsampling(downsampling)
+                .with_decoder_widths(widths)
+                .with_latent_dim(4 * cells);
+            let decoder = config.init(&device()).expect("valid config").decoder;
+            let height = decoder.grid_height;
+            let values_per_column = decoder.latent_channels * height;
+            let mut state = 0x9E37_79B9u32;
+            let mut map: Vec<f32> = (0..values_per_column * columns)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+                })
+                .collect();
+            let decode = |map: &[f32]| {
+                let z = Tensor::from_data(TensorData::new(map.to_vec(), [1, map.len()]), &device());
+                values(decoder.forward(z, one_hot(&[1], 2, &device())))
+            };
+            let before = decode(&map);
+            // Channel-major [C][H][columns]: one value per (channel, row) in the changed column.
+            for row in 0..values_per_column {
+                map[row * columns + changed] += 1.5;
+            }
+            let after = decode(&map);
+            let frames = columns * (64 / decoder.grid_width);
+            let per_column = frames / columns;
+            let moved: Vec<usize> = (0..frames)
+                .filter(|&t| {
+                    before.iter().skip(t).step_by(frames).zip(after.iter().skip(t).step_by(frames)).any(|(a, b)| a != b)
+                })
+                .collect();
+            let reach = DECODER_REACH_COLUMNS;
+            let allowed = (changed - reach) * per_column..(changed + reach + 1) * per_column;
+            assert!(
+                moved.iter().any(|t| (changed * per_column..(changed + 1) * per_column).contains(t)),
+                "÷{downsampling}: the column's own frames change"
+            );
+            assert!(
+                moved.iter().all(|t| allowed.contains(t)),
+                "÷{downsampling}: frames {:?}..={:?} changed, reach allows {allowed:?}",
+                moved.first(),
+                moved.last()
+            );
+        }
+    }
+}

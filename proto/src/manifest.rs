@@ -42,6 +42,14 @@ pub const BATCH_AXIS: &str = "batch";
 pub const LATENT_AXIS: &str = "latent";
 /// Symbolic name of `mel`'s time axis in a decoder with a dynamic time axis.
 pub const FRAMES_AXIS: &str = "frames";
+/// How far along time a decoder with a dynamic time axis looks: the mel frames of latent column
+/// `c` depend on columns `c − 2 ..= c + 2` only, never further. Each of the decoder's ×2 upsampling
+/// blocks reaches two pixels of its own resolution (two 3 × 3 convolutions), half a column less at
+/// every block: 1 + ½ + ¼ + … < 2 columns for any depth (`melfuse-models`' decoder test checks it
+/// on ÷8 and ÷32 maps). A window of a map with this much context beyond the frames kept decodes
+/// those frames as the whole map would, which lets the service condition each tile of a morph on
+/// its own mixture.
+pub const DECODER_REACH_COLUMNS: usize = 2;
 
 /// The contents of `manifest.json` (field meanings in DESIGN.md, "Model bundle").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,7 @@ use crate::decoder::{DecoderSession, ExecutionProvider};
 use crate::error::{GenerateError, ServeError};
 use crate::metrics::Metrics;
 use crate::segments::{segment_seed, SegmentPlan};
+use crate::tile_windows::TileWindows;
 
 /// Longest the warm-up inference may take.
 pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -188,7 +189,7 @@ impl Generator {
         // The bank walks along real tracks: tiles in one pass, or segments a hop apart.
         let bank = self.latent_bank.as_ref().filter(|_| request.sampler == Sampler::Bank);
         let genres = self.manifest.genres.len();
-        let Latents { plan, z, mixtures, rows } = match (bank, self.one_pass_columns(bank)) {
+        let Latents { plan, z, mixtures, rows, windows } = match (bank, self.one_pass_columns(bank)) {
             (Some(bank), Some(cells)) => self.one_pass_latents(&request, seed, frames, bank, cells),
             _ => self.segment_latents(&request, seed, frames, bank),
         };
@@ -197,6 +198,10 @@ impl Generator {
             .collect();
 
         let normalized = self.decode(z, mixtures, rows, deadline).await?;
+        let normalized = match &windows {
+            Some(windows) => windows.keep(&normalized, signal.n_mels),
+            None => normalized,
+        };
 
         // Stitching, vocoding and encoding are CPU work: the pool does them, not the async threads.
         // One clip at a time, taking turns first come first served (tokio's semaphore is fair): each
@@ -234,8 +239,10 @@ impl Generator {
         Ok(GeneratedClip { body, format, seed, seconds: request.seconds })
     }
 
-    /// A tiled bank's walk as one latent map: the walk's tiles joined, one decoder row whose genre
-    /// input is the clip's mean mixture, cut to `frames` after decoding.
+    /// A tiled bank's walk as one latent map: the walk's tiles joined and cut to `frames` after
+    /// decoding. A constant blend is one decoder row; where the blend moves along the clip (a
+    /// morph), each tile gets a row of its own, a window of the map conditioned on its mixture
+    /// ([`TileWindows`]).
     fn one_pass_latents(
         &self,
         request: &GenerateRequest,
@@ -247,21 +254,32 @@ impl Generator {
         let segment = self.manifest.signal.model_frames();
         let tiles = frames.div_ceil(segment).max(1);
         let mut codes = Vec::with_capacity(tiles);
-        let mut mixture = vec![0.0f32; self.manifest.genres.len()];
+        let mut mixtures = Vec::with_capacity(tiles);
         for tile in 0..tiles {
             let position = if tiles == 1 { 0.5 } else { tile as f32 / (tiles - 1) as f32 };
             let weights = request.timeline.weights_at(position);
             codes.push(bank.walk(&self.manifest.centroids, &weights, request.temperature, seed, tile, tiles));
-            for (sum, weight) in mixture.iter_mut().zip(weights) {
-                *sum += weight / tiles as f32;
-            }
+            mixtures.push(weights);
         }
         let views: Vec<&[f32]> = codes.iter().map(Vec::as_slice).collect();
+        let z = join_latent_maps(&views, cells);
+        if mixtures.iter().all(|mixture| *mixture == mixtures[0]) {
+            return Latents {
+                plan: SegmentPlan::new(frames, tiles * segment, 0),
+                z,
+                mixtures: mixtures.swap_remove(0),
+                rows: 1,
+                windows: None,
+            };
+        }
+        let fade = crossfade_frames(self.walk_crossfade_seconds, &self.manifest.signal);
+        let windows = TileWindows::new(tiles, cells, segment / cells, fade);
         Latents {
-            plan: SegmentPlan::new(frames, tiles * segment, 0),
-            z: join_latent_maps(&views, cells),
-            mixtures: mixture,
-            rows: 1,
+            plan: windows.plan(frames),
+            z: windows.latents(&z),
+            mixtures: mixtures.concat(),
+            rows: windows.rows(),
+            windows: Some(windows),
         }
     }
 
@@ -297,14 +315,13 @@ impl Generator {
             mixtures.extend(weights);
         }
         let rows = plan.len();
-        Latents { plan, z, mixtures, rows }
+        Latents { plan, z, mixtures, rows, windows: None }
     }
 
     /// Latent columns per tile when a `bank` walk decodes in one pass: the bank's codes tile their
     /// stretches (`hop_frames` of one model segment) and the decoder takes any number of columns
     /// (`latent_time_cells`). A walk is then one latent map, with no segments to cross-fade; a
-    /// morph's map moves from tile to tile while the decoder's genre input is the clip's mean
-    /// mixture (the input is one vector per row).
+    /// morph's tiles are decoded as windows of that map, each with its own mixture.
     fn one_pass_columns(&self, bank: Option<&LatentBank>) -> Option<usize> {
         let column = self.manifest.latent_column()?;
         let tiles = bank?.hop_frames() == Some(self.manifest.signal.model_frames());
@@ -373,12 +390,14 @@ impl Generator {
     }
 }
 
-/// A clip's decoder input: where the decoded rows go, `[rows, L]` latents and `[rows, G]` mixtures.
+/// A clip's decoder input: where the decoded rows go, `[rows, L]` latents and `[rows, G]` mixtures,
+/// and for a morph over tiles which frames of each row it keeps.
 struct Latents {
     plan: SegmentPlan,
     z: Vec<f32>,
     mixtures: Vec<f32>,
     rows: usize,
+    windows: Option<TileWindows>,
 }
 
 /// What the worker pool makes of the decoded rows.

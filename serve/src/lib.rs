@@ -9,6 +9,7 @@
 //! - [`decoder`]: the decoder's ONNX Runtime session.
 //! - [`batcher`]: dynamic batching on one decoder thread.
 //! - [`segments`]: clips longer than a model segment, cross-faded.
+//! - [`tile_windows`]: morphs over a tiled bank, each tile decoded with its own mixture.
 //! - [`generator`]: one request from latents to the encoded body.
 //! - [`http`]: the actix-web application.
 //! - [`ui`]: the playground page at `/`.
@@ -25,4 +26,5 @@ pub mod http;
 pub mod metrics;
 pub mod onnxruntime;
 pub mod segments;
+pub mod tile_windows;
 pub mod ui;

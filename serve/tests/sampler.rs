@@ -103,3 +103,75 @@ async fn a_tiled_bank_walk_is_decoded_in_one_pass_without_seams() {
         "the two tiles differ at the seam, so decoding them apart would have shown there"
     );
 }
+
+#[actix_web::test]
+async fn a_morph_over_tiles_conditions_each_tile_on_its_own_mixture() {
+    // The tiled bundle's genre input adds b·genre to every frame (cn +0.5, edm −0.5): a morph
+    // decoded as one row would hear the mean mixture everywhere; each tile must hear its own, and
+    // away from the short fades every frame is the whole joined map's decode with that mixture.
+    let dir = tempfile::tempdir().unwrap();
+    support::write_tiled_bundle(dir.path());
+    let config = support::config(dir.path());
+    let state = web::Data::new(support::state(&config));
+    state.warm_up().await.expect("warm-up");
+    let loaded = melfuse_proto::manifest::Manifest::load(dir.path()).expect("the tiled bundle loads");
+    let manifest = &loaded.manifest;
+    let bank = loaded.latent_bank.as_ref().expect("a bank");
+    let (n_mels, frames) = (manifest.signal.n_mels, manifest.signal.model_frames());
+
+    // 5 s at 62.5 frames/s: 314 frames, four tiles of 96.
+    let (status, body) = get(&state, "/generate?morph=cn-%3Eedm&seed=5&seconds=5&temperature=0&format=npy").await;
+    assert_eq!(status, StatusCode::OK);
+    let mel: ndarray::Array2<f32> = ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy");
+    let (total, tiles) = (mel.ncols(), 4);
+    assert!(total > 3 * frames && total <= tiles * frames, "{total} frames");
+
+    let timeline = melfuse_proto::api::timeline::Timeline::parse_morph("cn->edm", &manifest.genres).unwrap();
+    let mixtures: Vec<Vec<f32>> =
+        (0..tiles).map(|tile| timeline.weights_at(tile as f32 / (tiles - 1) as f32)).collect();
+    let codes: Vec<Vec<f32>> =
+        (0..tiles).map(|tile| bank.walk(&manifest.centroids, &mixtures[tile], 0.0, 5, tile, tiles)).collect();
+    let views: Vec<&[f32]> = codes.iter().map(Vec::as_slice).collect();
+    let joined = melfuse_proto::manifest::join_latent_maps(&views, frames);
+    let width = tiles * frames;
+    let range = manifest.normalization;
+    let expected = |band: usize, frame: usize, mixture: &[f32]| -> f32 {
+        let at = |t: isize| if t < 0 || t >= width as isize { 0.0 } else { joined[band * width + t as usize] };
+        let bias: f32 = mixture.iter().zip(support::TILED_GENRE_BIAS).map(|(w, b)| w * b).sum();
+        let k = support::TILED_KERNEL;
+        let t = frame as isize;
+        let value = 1.0 / (1.0 + (-(k[0] * at(t - 1) + k[1] * at(t) + k[2] * at(t + 1) + bias)).exp());
+        range.db_floor + value * (range.db_ceiling - range.db_floor)
+    };
+    let fade = (config.walk_crossfade_seconds * 62.5).round() as usize;
+    let mean: Vec<f32> = (0..3).map(|g| mixtures.iter().map(|m| m[g]).sum::<f32>() / tiles as f32).collect();
+    for (tile, mixture) in mixtures.iter().enumerate() {
+        let from = if tile == 0 { 0 } else { tile * frames + fade };
+        let to = ((tile + 1) * frames).min(total);
+        let mut worst = 0.0f32;
+        let mut from_mean = 0.0f32;
+        for band in 0..n_mels {
+            for frame in from..to {
+                worst = worst.max((mel[[band, frame]] - expected(band, frame, mixture)).abs());
+                from_mean = from_mean.max((mel[[band, frame]] - expected(band, frame, &mean)).abs());
+            }
+        }
+        assert!(worst < 1e-3, "tile {tile} differs from its own mixture's decode by {worst} dB");
+        if tile == 0 || tile == tiles - 1 {
+            assert!(from_mean > 1.0, "tile {tile} is {from_mean} dB from the mean mixture's decode");
+        }
+    }
+    // Each fade moves from one tile's decode to the next's without a jump.
+    for tile in 1..tiles {
+        let border = tile * frames;
+        for band in 0..n_mels {
+            let low = expected(band, border, &mixtures[tile - 1]).min(expected(band, border, &mixtures[tile]));
+            let high = expected(band, border, &mixtures[tile - 1]).max(expected(band, border, &mixtures[tile]));
+            let value = mel[[band, border]];
+            assert!(
+                value >= low - 0.5 && value <= high + 0.5,
+                "tile {tile}, band {band}: {value} outside {low}..{high}"
+            );
+        }
+    }
+}
