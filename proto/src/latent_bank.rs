@@ -209,8 +209,8 @@ impl LatentBank {
     ///
     /// 1. from a ChaCha8 stream seeded with `seed`, one starting code per genre, for *every* genre
     ///    in order whatever its weight (so a weight sweep at one seed moves between the same codes,
-    ///    and a morph's genres keep their tracks), moved back within its run so that the clip's
-    ///    `steps` codes fit in the run where it is long enough;
+    ///    and a morph's genres keep their tracks), drawn uniformly among the starts from which the
+    ///    clip's `steps` codes fit in their run (a run shorter than that offers its first code);
     /// 2. each weighted genre contributes the code `step` places after its start (continuing into
     ///    the next run past the end); they are combined by successive spherical interpolation in
     ///    genre order, `z ← slerp(z, c_g, w_g / (w_1 + … + w_g))`, which gives each code its weight;
@@ -261,23 +261,30 @@ impl LatentBank {
     }
 
     /// Index (within genre `genre`) of the first code of a walk of `steps` codes drawn by `draw`:
-    /// a uniformly drawn code, moved back so the walk stays in its run where the run is long enough.
+    /// uniformly among the starts from which the walk stays in its run (a run shorter than the walk
+    /// offers its first code, and the walk continues into the next run).
+    ///
+    /// Uniform over *starts*, not over codes: drawing a code and moving it back into its run gave
+    /// the last start of every run the draws of all the codes after it — in the demo's tiled bank
+    /// (runs of 9 tiles, walks of 5) 5 walks in 9 began at a run's fifth tile, and the last 18 s
+    /// of each cn track (runs of 46 and 55 tiles) were drawn 5 times as often as any other stretch.
     fn start_of_walk(&self, genre: usize, draw: u64, steps: usize) -> Option<usize> {
-        let count = self.count(genre);
-        if count == 0 {
+        let starts_in = |length: usize| length.saturating_sub(steps.max(1)) + 1;
+        let total: usize = self.runs[genre].iter().map(|&length| starts_in(length)).sum();
+        if total == 0 {
             return None;
         }
-        let mut index = (draw % count as u64) as usize;
+        let mut pick = (draw % total as u64) as usize;
         let mut run_start = 0;
         for &length in &self.runs[genre] {
-            if index < run_start + length {
-                let room = length.saturating_sub(steps.max(1));
-                index = index.min(run_start + room);
-                break;
+            let starts = starts_in(length);
+            if pick < starts {
+                return Some(run_start + pick);
             }
+            pick -= starts;
             run_start += length;
         }
-        Some(index)
+        None
     }
 }
 
@@ -409,6 +416,14 @@ mod tests {
             // Three steps fit in either run: never across the boundary between codes 4 and 5.
             assert!(walk[0] <= 2.0 || walk[0] == 5.0, "seed {seed}: {walk:?}");
         }
+        // Every start that fits is drawn about equally often (3 in the first run, 1 in the second),
+        // not the last start of a run with the draws of the codes after it.
+        let mut drawn = [0usize; 8];
+        for seed in 0..4000 {
+            drawn[bank.walk(&centroids, &[1.0], 0.0, seed, 0, 3)[0] as usize] += 1;
+        }
+        assert!(drawn.iter().enumerate().all(|(k, &n)| (n > 0) == [0, 1, 2, 5].contains(&k)), "{drawn:?}");
+        assert!([0, 1, 2, 5].iter().all(|&k| (850..1150).contains(&drawn[k])), "{drawn:?}");
         // A walk longer than every run continues into the next one.
         let long: Vec<f32> = (0..6).map(|i| bank.walk(&centroids, &[1.0], 0.0, 1, i, 6)[0]).collect();
         assert!(long.windows(2).all(|w| w[1] == (w[0] + 1.0) % 8.0), "{long:?}");
