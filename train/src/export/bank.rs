@@ -11,7 +11,8 @@
 //! tracks instead, evenly spaced over the genre's tracks in cache order.
 //!
 //! Measured (the demo's ÷8 adversarial model, bound 448, `melfuse-judge` as in
-//! `models/demo/README.md`): whole tracks held edm codes from at most 9 of its 63 training tracks
+//! `models/demo/README.md`, when a walk still began at its run's last start that fit most of the
+//! time; see `melfuse_proto::latent_bank`): whole tracks held edm codes from at most 9 of its 63 training tracks
 //! and rock from 4 of 17; stretches of 8 from 56 of edm's and all of rock's. Diversity 0.64 → 0.87 overall (edm 0.48 → 0.64,
 //! rock 0.30 → 1.37), distance 7.4× → 5.7×, every blend curve's correlation ≥ 0.957 (two were
 //! 0.90–0.93), pulse 0.84 → 0.80, accuracy 0.75 → 0.69. An earlier try, one equal stretch from

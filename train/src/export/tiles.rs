@@ -18,12 +18,17 @@
 //! [`super::bank::select_runs`] over the segments that cover it, so the stretches spread over
 //! every track as the segment bank's do.
 //!
-//! Measured on the demo's weights (`models/demo/README.md`, "one pass over tiles"; 32 clips per
-//! genre, two seeds): edm's harmonic lines 0.79 / 0.77 → 0.95 / 0.93 of the music's, its
-//! diversity 0.64 / 0.63 → 0.83 / 0.82, the distance to held-out music 1.6× / 1.5× → 1.4× / 1.2×;
-//! cn recognised less (0.81 / 0.88 → 0.53 / 0.69) and rock's beat weaker (1.04 → 0.84). The
-//! same tiles decoded apart, or each encoded alone, judged as the one pass did: the gain is in
-//! which codes the walk meets, the one pass adds a clip of any length without a seam.
+//! Measured on the demo's weights (`models/demo/README.md`, "one pass over tiles" and "where a
+//! walk starts"): with walks that start uniformly among the places that fit, tiles and segments
+//! judge alike within the judge's spread (two judges of 32 clips per genre, seeds 1–32 and 33–64,
+//! averaged: accuracy 0.86 / 0.86, harmonic
+//! 0.90 / 0.89, edm's 0.82 / 0.82, distance 1.9× / 1.6×, diversity 0.70 / 0.79). The gains first
+//! measured for tiles (edm's harmonic lines 0.79 → 0.95) came with the walk's former start,
+//! which began 5 walks in 9 at a stretch's fifth tile: where a walk starts in its stretch moved
+//! the figures more than the layout did. Tiles stay the default for what they add: a clip of any
+//! length decoded in one pass without a seam, and a morph whose tiles each hear their own
+//! mixture (`melfuse_serve::tile_windows`). The same tiles decoded apart, or each encoded alone,
+//! judged as the one pass did.
 
 use burn::prelude::*;
 
