@@ -55,19 +55,12 @@ async fn a_tiled_bank_walk_is_decoded_in_one_pass_without_seams() {
     // The bundle's decoder mixes each latent column with its neighbours; a walk of two tiles drawn
     // in one pass mixes the last column of the first tile with the first of the second, which
     // two segments decoded apart and joined could not.
-    let dir = tempfile::tempdir().unwrap();
-    support::write_tiled_bundle(dir.path());
-    let state = web::Data::new(support::state(&support::config(dir.path())));
-    state.warm_up().await.expect("warm-up");
-    let loaded = melfuse_proto::manifest::Manifest::load(dir.path()).expect("the tiled bundle loads");
-    let manifest = &loaded.manifest;
-    let bank = loaded.latent_bank.as_ref().expect("a bank");
+    let tiled = TiledBundle::start().await;
+    let (manifest, bank) = (&tiled.loaded.manifest, tiled.bank());
     let (n_mels, frames) = (manifest.signal.n_mels, manifest.signal.model_frames());
 
     // 2.5 s at 62.5 frames/s: two tiles of 96 frames cut to the clip's length.
-    let (status, body) = get(&state, "/generate?blend=edm:1&seed=5&seconds=2.5&temperature=0&format=npy").await;
-    assert_eq!(status, StatusCode::OK);
-    let mel: ndarray::Array2<f32> = ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy");
+    let mel = tiled.mel("/generate?blend=edm:1&seed=5&seconds=2.5&temperature=0&format=npy").await;
     let total = mel.ncols();
     assert_eq!(mel.nrows(), n_mels);
     assert!(total > frames && total < 2 * frames, "{total} frames");
@@ -76,22 +69,11 @@ async fn a_tiled_bank_walk_is_decoded_in_one_pass_without_seams() {
     let tiles: Vec<Vec<f32>> = (0..2).map(|step| bank.walk(&manifest.centroids, &weights, 0.0, 5, step, 2)).collect();
     let joined = melfuse_proto::manifest::join_latent_maps(&[&tiles[0], &tiles[1]], frames);
     let width = 2 * frames;
-    let bias: f32 = weights.iter().zip(support::TILED_GENRE_BIAS).map(|(w, b)| w * b).sum();
     let range = manifest.normalization;
     let mut worst = 0.0f32;
     for band in 0..n_mels {
         for frame in 0..total {
-            let at = |t: isize| -> f32 {
-                if t < 0 || t >= width as isize {
-                    0.0
-                } else {
-                    joined[band * width + t as usize]
-                }
-            };
-            let t = frame as isize;
-            let k = support::TILED_KERNEL;
-            let value = 1.0 / (1.0 + (-(k[0] * at(t - 1) + k[1] * at(t) + k[2] * at(t + 1) + bias)).exp());
-            let expected = range.db_floor + value * (range.db_ceiling - range.db_floor);
+            let expected = support::tiled_decode(&joined, width, band, frame, &weights, range);
             worst = worst.max((mel[[band, frame]] - expected).abs());
         }
     }
@@ -109,20 +91,12 @@ async fn a_morph_over_tiles_conditions_each_tile_on_its_own_mixture() {
     // The tiled bundle's genre input adds b·genre to every frame (cn +0.5, edm −0.5): a morph
     // decoded as one row would hear the mean mixture everywhere; each tile must hear its own, and
     // away from the short fades every frame is the whole joined map's decode with that mixture.
-    let dir = tempfile::tempdir().unwrap();
-    support::write_tiled_bundle(dir.path());
-    let config = support::config(dir.path());
-    let state = web::Data::new(support::state(&config));
-    state.warm_up().await.expect("warm-up");
-    let loaded = melfuse_proto::manifest::Manifest::load(dir.path()).expect("the tiled bundle loads");
-    let manifest = &loaded.manifest;
-    let bank = loaded.latent_bank.as_ref().expect("a bank");
+    let tiled = TiledBundle::start().await;
+    let (manifest, bank) = (&tiled.loaded.manifest, tiled.bank());
     let (n_mels, frames) = (manifest.signal.n_mels, manifest.signal.model_frames());
 
     // 5 s at 62.5 frames/s: 314 frames, four tiles of 96.
-    let (status, body) = get(&state, "/generate?morph=cn-%3Eedm&seed=5&seconds=5&temperature=0&format=npy").await;
-    assert_eq!(status, StatusCode::OK);
-    let mel: ndarray::Array2<f32> = ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy");
+    let mel = tiled.mel("/generate?morph=cn-%3Eedm&seed=5&seconds=5&temperature=0&format=npy").await;
     let (total, tiles) = (mel.ncols(), 4);
     assert!(total > 3 * frames && total <= tiles * frames, "{total} frames");
 
@@ -135,15 +109,9 @@ async fn a_morph_over_tiles_conditions_each_tile_on_its_own_mixture() {
     let joined = melfuse_proto::manifest::join_latent_maps(&views, frames);
     let width = tiles * frames;
     let range = manifest.normalization;
-    let expected = |band: usize, frame: usize, mixture: &[f32]| -> f32 {
-        let at = |t: isize| if t < 0 || t >= width as isize { 0.0 } else { joined[band * width + t as usize] };
-        let bias: f32 = mixture.iter().zip(support::TILED_GENRE_BIAS).map(|(w, b)| w * b).sum();
-        let k = support::TILED_KERNEL;
-        let t = frame as isize;
-        let value = 1.0 / (1.0 + (-(k[0] * at(t - 1) + k[1] * at(t) + k[2] * at(t + 1) + bias)).exp());
-        range.db_floor + value * (range.db_ceiling - range.db_floor)
-    };
-    let fade = (config.walk_crossfade_seconds * 62.5).round() as usize;
+    let expected =
+        |band: usize, frame: usize, mixture: &[f32]| support::tiled_decode(&joined, width, band, frame, mixture, range);
+    let fade = (tiled.config.walk_crossfade_seconds * 62.5).round() as usize;
     let mean: Vec<f32> = (0..3).map(|g| mixtures.iter().map(|m| m[g]).sum::<f32>() / tiles as f32).collect();
     for (tile, mixture) in mixtures.iter().enumerate() {
         let from = if tile == 0 { 0 } else { tile * frames + fade };
@@ -173,5 +141,37 @@ async fn a_morph_over_tiles_conditions_each_tile_on_its_own_mixture() {
                 "tile {tile}, band {band}: {value} outside {low}..{high}"
             );
         }
+    }
+}
+
+/// The tiled test bundle ([`support::write_tiled_bundle`]) served and warmed up, with its manifest
+/// and bank as the service loaded them.
+struct TiledBundle {
+    _dir: tempfile::TempDir,
+    config: melfuse_serve::config::ServeConfig,
+    state: web::Data<melfuse_serve::http::AppState>,
+    loaded: melfuse_proto::manifest::LoadedBundle,
+}
+
+impl TiledBundle {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        support::write_tiled_bundle(dir.path());
+        let config = support::config(dir.path());
+        let state = web::Data::new(support::state(&config));
+        state.warm_up().await.expect("warm-up");
+        let loaded = melfuse_proto::manifest::Manifest::load(dir.path()).expect("the tiled bundle loads");
+        Self { _dir: dir, config, state, loaded }
+    }
+
+    fn bank(&self) -> &melfuse_proto::latent_bank::LatentBank {
+        self.loaded.latent_bank.as_ref().expect("a bank")
+    }
+
+    /// The dB mel of a `format=npy` request.
+    async fn mel(&self, uri: &str) -> ndarray::Array2<f32> {
+        let (status, body) = get(&self.state, uri).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy")
     }
 }

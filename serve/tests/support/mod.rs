@@ -106,6 +106,18 @@ pub const TILED_KERNEL: [f32; 3] = [0.25, 0.5, 0.25];
 /// The tiled bundle's genre weights (`b`).
 pub const TILED_GENRE_BIAS: [f32; 3] = [0.5, -0.5, 0.0];
 
+/// What the tiled bundle's decoder draws, in dB, at `frame` of `band` for the joined latent map
+/// `joined` (`width` columns of [`signal`]'s 16 bands, one per frame) and the genre `mixture`:
+/// [`TILED_KERNEL`] along time with zeros past the map's ends, plus [`TILED_GENRE_BIAS`]·mixture,
+/// through the sigmoid and `range`.
+pub fn tiled_decode(joined: &[f32], width: usize, band: usize, frame: usize, mixture: &[f32], range: DbRange) -> f32 {
+    let at = |t: isize| if t < 0 || t >= width as isize { 0.0 } else { joined[band * width + t as usize] };
+    let bias: f32 = mixture.iter().zip(TILED_GENRE_BIAS).map(|(w, b)| w * b).sum();
+    let (k, t) = (TILED_KERNEL, frame as isize);
+    let value = 1.0 / (1.0 + (-(k[0] * at(t - 1) + k[1] * at(t) + k[2] * at(t + 1) + bias)).exp());
+    range.db_floor + value * (range.db_ceiling - range.db_floor)
+}
+
 /// Writes a bundle whose decoder has a dynamic time axis (`latent_time_cells` = the segment's 96
 /// frames, one 16-value column per frame) and whose bank tiles its runs (`hop_frames` = 96):
 /// `mel = sigmoid(conv_t(z) + b·genre)` with [`TILED_KERNEL`] along time, zero-padded at the map's
