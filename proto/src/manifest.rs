@@ -481,6 +481,13 @@ pub fn join_latent_maps(maps: &[&[f32]], cells: usize) -> Vec<f32> {
     joined
 }
 
+/// Columns `from .. from + count` of a channel-major latent map of `columns` columns
+/// (`[C][H][columns]`, as [`join_latent_maps`] writes it): the `[C][H][count]` map of that stretch
+/// of time — a tile cut from a stretch's encoding, or a window of a joined walk.
+pub fn latent_map_columns(map: &[f32], columns: usize, from: usize, count: usize) -> Vec<f32> {
+    map.chunks_exact(columns.max(1)).flat_map(|row| &row[from..from + count]).copied().collect()
+}
+
 /// Which side of the graph a value is on, for messages.
 #[derive(Clone, Copy)]
 enum Side {

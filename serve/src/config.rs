@@ -93,7 +93,8 @@ pub struct ServeConfig {
     /// Cross-fade of the `bank` sampler's walk over a segment bank, whose overlaps hold the same
     /// stretch of a track twice, in seconds: a short fade at each overlap's centre, so the two
     /// decodings are not averaged into a smoother clip (see `segments`). A tiled bank's walk is
-    /// decoded in one pass and has no fade.
+    /// decoded in one pass with no fade, but a morph over it hands over from each tile's decode to
+    /// the next across this fade (see `tile_windows`).
     pub walk_crossfade_seconds: f32,
     /// Largest accepted `POST /generate` body, in bytes; beyond it: 413.
     pub max_body_bytes: usize,

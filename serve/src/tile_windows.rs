@@ -19,15 +19,13 @@
 //! Constant blends keep the single row: every tile's mixture is the same, and the one-pass decode
 //! is already each tile's.
 
-use melfuse_proto::manifest::DECODER_REACH_COLUMNS;
+use melfuse_proto::manifest::{latent_map_columns, DECODER_REACH_COLUMNS};
 
 use crate::segments::SegmentPlan;
 
 /// Which columns of a joined map each tile's decoder row reads, and how its frames are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TileWindows {
-    /// Tiles in the walk (one row each).
-    tiles: usize,
     /// Latent columns per tile.
     cells: usize,
     /// Mel frames per latent column.
@@ -36,7 +34,7 @@ pub struct TileWindows {
     fade_frames: usize,
     /// Columns in every row's window.
     window: usize,
-    /// First column of each row's window.
+    /// First column of each tile's window, one per tile (row) of the walk.
     starts: Vec<usize>,
 }
 
@@ -50,12 +48,12 @@ impl TileWindows {
         let context = DECODER_REACH_COLUMNS + fade_frames.div_ceil(frames_per_column);
         let window = (cells + 2 * context).min(total);
         let starts = (0..tiles).map(|tile| (tile * cells).saturating_sub(context).min(total - window)).collect();
-        Self { tiles, cells, frames_per_column, fade_frames, window, starts }
+        Self { cells, frames_per_column, fade_frames, window, starts }
     }
 
     /// Decoder rows: one per tile.
     pub fn rows(&self) -> usize {
-        self.tiles
+        self.starts.len()
     }
 
     /// Latent columns of every row.
@@ -67,16 +65,8 @@ impl TileWindows {
     /// `melfuse_proto::manifest::join_latent_maps` writes it): `[rows, values · window]`, each row
     /// channel-major `[values][window]` as the decoder reads it.
     pub fn latents(&self, joined: &[f32]) -> Vec<f32> {
-        let total = self.tiles * self.cells;
-        let values = joined.len() / total;
-        let mut rows = Vec::with_capacity(self.tiles * values * self.window);
-        for &start in &self.starts {
-            for value in 0..values {
-                let line = &joined[value * total..(value + 1) * total];
-                rows.extend_from_slice(&line[start..start + self.window]);
-            }
-        }
-        rows
+        let total = self.rows() * self.cells;
+        self.starts.iter().flat_map(|&start| latent_map_columns(joined, total, start, self.window)).collect()
     }
 
     /// The plan that joins the kept pieces: one per tile, a tile long plus the fade, a tile apart,
@@ -94,7 +84,7 @@ impl TileWindows {
         let row_frames = self.window * self.frames_per_column;
         let tile = self.cells * self.frames_per_column;
         let kept = tile + self.fade_frames;
-        let mut pieces = Vec::with_capacity(self.tiles * n_mels * kept);
+        let mut pieces = Vec::with_capacity(self.rows() * n_mels * kept);
         for (index, (row, &start)) in decoded.chunks_exact(n_mels * row_frames).zip(&self.starts).enumerate() {
             let offset = (index * self.cells - start) * self.frames_per_column;
             for band in row.chunks_exact(row_frames) {

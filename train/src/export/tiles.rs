@@ -30,6 +30,8 @@
 
 use burn::prelude::*;
 
+use melfuse_proto::manifest::latent_map_columns;
+
 use super::bank::{genre_runs, per_genre_bound, select_runs, BankCodes};
 use crate::eval::{tensor_values, EvalError, Evaluator};
 use crate::prepare::split::Split;
@@ -110,12 +112,10 @@ impl Evaluator<'_> {
                     });
                 }
                 for tile in 0..tiles {
-                    for row in 0..rows {
-                        let start = row * columns + tile * cells;
-                        codes.extend_from_slice(&mu[start..start + cells]);
-                        for (offset, &value) in logvar[start..start + cells].iter().enumerate() {
-                            variance_sum[row * cells + offset] += f64::from(value).exp();
-                        }
+                    codes.extend(latent_map_columns(&mu, columns, tile * cells, cells));
+                    let spread = latent_map_columns(&logvar, columns, tile * cells, cells);
+                    for (sum, value) in variance_sum.iter_mut().zip(spread) {
+                        *sum += f64::from(value).exp();
                     }
                 }
                 lengths.push(tiles);
@@ -167,18 +167,15 @@ impl Evaluator<'_> {
 
 #[cfg(test)]
 mod tests {
-    use melfuse_proto::manifest::join_latent_maps;
+    use melfuse_proto::manifest::{join_latent_maps, latent_map_columns};
 
     #[test]
     fn joined_tiles_are_the_stretch_map_they_were_cut_from() {
         // A map of 2 rows × 6 columns cut into tiles of 3 columns, as `latent_bank_tiles` cuts it.
         let map: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        let (rows, columns, cells) = (2, 6, 3);
-        let tiles: Vec<Vec<f32>> = (0..columns / cells)
-            .map(|tile| {
-                (0..rows).flat_map(|row| map[row * columns + tile * cells..][..cells].to_vec()).collect::<Vec<f32>>()
-            })
-            .collect();
+        let (columns, cells) = (6, 3);
+        let tiles: Vec<Vec<f32>> =
+            (0..columns / cells).map(|tile| latent_map_columns(&map, columns, tile * cells, cells)).collect();
         assert_eq!(tiles[0], [0.0, 1.0, 2.0, 6.0, 7.0, 8.0]);
         let views: Vec<&[f32]> = tiles.iter().map(Vec::as_slice).collect();
         assert_eq!(join_latent_maps(&views, cells), map);
