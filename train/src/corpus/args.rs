@@ -13,7 +13,7 @@ pub struct CorpusArgs {
     /// optionally seconds, licence, note (e.g. train/configs/debian/debian-free-music.tsv).
     #[arg(long = "from", value_name = "TSV")]
     pub recipe: PathBuf,
-    /// The corpus folder: DIR/<genre>/<file>, CREDITS.md and corpus-manifest.json (created if missing;
+    /// The corpus folder: `DIR/<genre>/<file>`, CREDITS.md and corpus-manifest.json (created if missing;
     /// a rerun verifies what is there and fetches only what is missing or damaged).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -36,8 +36,8 @@ pub const DEFAULT_MAX_QUEUE_DELAY_US: u64 = 5_000;
 /// Flags of `export` that shape the Triton model repository.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TritonArgs {
-    /// Also write the decoder as an NVIDIA Triton model repository: DIR/<name>/config.pbtxt and
-    /// DIR/<name>/1/model.onnx.
+    /// Also write the decoder as an NVIDIA Triton model repository: `DIR/<name>/config.pbtxt` and
+    /// `DIR/<name>/1/model.onnx`.
     #[arg(long = "triton", value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Triton's max_batch_size: the largest batch its dynamic batcher forms (1–1024).
