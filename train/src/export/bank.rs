@@ -179,36 +179,7 @@ pub fn select_runs(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<Ve
         }
         return kept;
     }
-    let stretches = (budget / stretch).max(1);
-    let mut counts = vec![0usize; runs.len()];
-    for r in evenly_spaced(runs.len(), stretches) {
-        counts[r] = 1;
-    }
-    let mut left = stretches.saturating_sub(counts.iter().sum());
-    // The rest by largest remainder of `left · length / total`, never more than a track holds.
-    let capacity = |r: usize| runs[r].len().div_ceil(stretch);
-    while left > 0 {
-        let open: Vec<usize> = (0..runs.len()).filter(|&r| counts[r] < capacity(r)).collect();
-        if open.is_empty() {
-            break;
-        }
-        let open_total: usize = open.iter().map(|&r| runs[r].len()).sum();
-        let mut given = 0;
-        for &r in &open {
-            let share = left * runs[r].len() / open_total.max(1);
-            let add = share.min(capacity(r) - counts[r]);
-            counts[r] += add;
-            given += add;
-        }
-        if given == 0 {
-            // Shares all rounded down: one more to the longest open track.
-            if let Some(&r) = open.iter().max_by_key(|&&r| runs[r].len() - counts[r] * stretch.min(runs[r].len())) {
-                counts[r] += 1;
-                given = 1;
-            }
-        }
-        left = left.saturating_sub(given);
-    }
+    let counts = stretch_counts(runs, budget, stretch);
     let golden = (5f64.sqrt() - 1.0) / 2.0;
     let mut kept = Vec::new();
     for (r, run) in runs.iter().enumerate() {
@@ -231,6 +202,59 @@ pub fn select_runs(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<Ve
         }
     }
     kept
+}
+
+/// How many stretches of `stretch` segments each of a genre's runs (tracks) gets from a bound of
+/// `budget` segments: `budget / stretch` stretches, one to each track first (evenly spaced over
+/// the tracks when there are more tracks than stretches), the rest apportioned to the tracks'
+/// lengths by largest remainder, never more than a track holds (`⌈length / stretch⌉`; what a
+/// full track cannot take goes to the others). [`select_runs`] places them evenly;
+/// `--bank-choice faithful` picks among a track's stretches (`export::faithful`).
+///
+/// (Until the faithful choice the rest went, once the proportional shares rounded to nothing, one
+/// at a time to the track with the most music not yet covered: the demo's rock bank gave 12 of
+/// its 49 stretches, a quarter, to its longest track, 14 % of its music.)
+pub(crate) fn stretch_counts(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<usize> {
+    let stretch = stretch.max(1);
+    let stretches = (budget / stretch).max(1);
+    let mut counts = vec![0usize; runs.len()];
+    for r in evenly_spaced(runs.len(), stretches) {
+        counts[r] = 1;
+    }
+    let capacity = |r: usize| runs[r].len().div_ceil(stretch);
+    let mut left = stretches.saturating_sub(counts.iter().sum());
+    while left > 0 {
+        let open: Vec<usize> = (0..runs.len()).filter(|&r| counts[r] < capacity(r)).collect();
+        if open.is_empty() {
+            break;
+        }
+        let open_total = open.iter().map(|&r| runs[r].len()).sum::<usize>().max(1);
+        // Each open track's exact share of what is left, as a whole part and a remainder
+        // (`left · length` over `open_total`), capped at what the track can still hold.
+        let mut remainders = Vec::with_capacity(open.len());
+        let mut given = 0;
+        for &r in &open {
+            let exact = left * runs[r].len();
+            let whole = (exact / open_total).min(capacity(r) - counts[r]);
+            counts[r] += whole;
+            given += whole;
+            if counts[r] < capacity(r) {
+                remainders.push((exact % open_total, r));
+            }
+        }
+        // The seats the whole parts leave go to the largest remainders, longer tracks first on
+        // ties; a track filled up by its whole part leaves its seats to the next round.
+        remainders.sort_by(|a, b| b.0.cmp(&a.0).then(runs[b.1].len().cmp(&runs[a.1].len())).then(a.1.cmp(&b.1)));
+        for &(_, r) in remainders.iter().take(left - given) {
+            counts[r] += 1;
+            given += 1;
+        }
+        if given == 0 {
+            break;
+        }
+        left -= given;
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -298,5 +322,23 @@ mod tests {
         assert_eq!(kept.len(), 4);
         let tracks_used: Vec<usize> = kept.iter().map(|run| run[0] / 10).collect();
         assert_eq!(tracks_used, [0, 5, 10, 15]);
+    }
+
+    #[test]
+    fn stretches_beyond_one_per_track_follow_the_tracks_lengths() {
+        // The demo's rock training tracks (segments each) and 49 stretches of 16 segments: one
+        // each, and the other 32 in proportion to length — the longest track, 14 % of the music,
+        // gets 1 + 32 · 305 / 2 216 ≈ 5.4 stretches, not the quarter of the bank it once got.
+        let lengths = [97, 90, 110, 95, 102, 143, 68, 83, 176, 126, 128, 149, 121, 135, 115, 173, 305];
+        let counts = stretch_counts(&tracks(&lengths), 49 * 16, 16);
+        assert_eq!(counts.iter().sum::<usize>(), 49);
+        let total: usize = lengths.iter().sum();
+        for (&count, &length) in counts.iter().zip(&lengths) {
+            let share = 1.0 + 32.0 * length as f64 / total as f64;
+            assert!((count as f64 - share).abs() < 1.0, "{length} segments: {count} stretches, share {share:.2}");
+        }
+        // A track full at its capacity leaves its seats to the others.
+        let counts = stretch_counts(&tracks(&[8, 100, 100]), 20 * 4, 4);
+        assert_eq!(counts, [2, 9, 9]);
     }
 }
