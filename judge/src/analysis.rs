@@ -58,7 +58,9 @@ pub struct ClipAnalysis {
     pub flux: f64,
     /// Mean mid-range peak over median, in dB.
     pub harmonic_peak_db: f64,
-    /// The classifier's input: summary statistics (see [`AnalysisConfig::features`]).
+    /// The classifier's input: summary statistics — per band the level, its spread and its
+    /// change per frame, the onset envelope's mean and spread, the pulse, the rhythm's
+    /// autocorrelation and the harmonic measure.
     pub features: Vec<f64>,
     /// The clip's dB mel `[n_mels, frames]`, for the pictures.
     pub mel_db: Array2<f32>,
