@@ -225,9 +225,10 @@ fn export_refuses_bad_settings_and_missing_runs() {
     assert!(!out.exists(), "nothing is written for a refused export");
 
     let triton = root.path().join("triton");
-    let refusals: [(&[&str], &str); 5] = [
+    let refusals: [(&[&str], &str); 6] = [
         (&["--bank-max-mb", "0"], "bank-max-mb"),
         (&["--bank-layout", "tiles"], "tiles need a latent map"),
+        (&["--bank-choice", "faithful"], "it needs `--bank-layout tiles`"),
         (&["--bank-max-mb", "0.000001"], "not one code per genre"),
         (&["--triton", path(&triton), "--triton-max-batch", "0"], "triton-max-batch"),
         (&["--triton", path(&triton), "--name", "a b"], "cannot name a Triton model"),

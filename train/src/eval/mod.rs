@@ -247,7 +247,7 @@ fn batch_tensor(values: Vec<f32>, rows: usize, cache: &Cache, device: &Device) -
 }
 
 /// One-hot genre rows `[genres.len(), n_genres]`.
-fn one_hot(genres: &[usize], n_genres: usize, device: &Device) -> Tensor<2> {
+pub(crate) fn one_hot(genres: &[usize], n_genres: usize, device: &Device) -> Tensor<2> {
     let mut values = vec![0.0f32; genres.len() * n_genres];
     for (row, &genre) in genres.iter().enumerate() {
         values[row * n_genres + genre] = 1.0;

@@ -11,6 +11,7 @@
 //! carries its judge table.
 
 pub mod bank;
+pub mod faithful;
 mod tiles;
 pub mod triton;
 
@@ -36,6 +37,7 @@ use crate::fit::run_dir::metrics_path;
 use crate::fit::{FitError, RunInfo};
 use crate::prepare::cache::{Cache, CacheError};
 use crate::prepare::split::Split;
+use faithful::BankChoice;
 use triton::{write_repository, TritonArgs, TritonError, TritonRepository};
 
 /// The manifest file of a bundle.
@@ -81,6 +83,12 @@ pub struct ExportArgs {
     /// service joins and decodes in one pass; see `export::tiles`).
     #[arg(long, value_enum, default_value_t = BankLayout::Segments)]
     pub bank_layout: BankLayout,
+    /// Where in each track the bank's stretches come from: `spread` (evenly from the track's
+    /// start to its end) or `faithful` (the track's stretches the decoder renders closest to the
+    /// music, scored in one pass each; tiles only, see `export::faithful`). Each track keeps the
+    /// same number of stretches either way [default: faithful for tiles, spread for segments].
+    #[arg(long, value_enum)]
+    pub bank_choice: Option<BankChoice>,
     /// The optional Triton model repository.
     #[command(flatten)]
     pub triton: TritonArgs,
@@ -197,12 +205,19 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         let evaluator = Evaluator::new(&model, &cache, &device);
         Some(match (args.bank_layout, time_cells) {
             (BankLayout::Tiles, Some(cells)) => {
-                evaluator.latent_bank_tiles(args.bank_per_genre, args.bank_stretch, max_bytes, cells)?
+                let choice = args.bank_choice.unwrap_or(BankChoice::Faithful);
+                evaluator.latent_bank_tiles(args.bank_per_genre, args.bank_stretch, max_bytes, cells, choice)?
             }
             (BankLayout::Tiles, None) => {
                 return Err(ExportError::InvalidSetting {
                     name: "bank-layout",
                     detail: "tiles need a latent map (`latent_head = \"Map\"`); this run's latent is one vector".into(),
+                })
+            }
+            (BankLayout::Segments, _) if args.bank_choice == Some(BankChoice::Faithful) => {
+                return Err(ExportError::InvalidSetting {
+                    name: "bank-choice",
+                    detail: "`faithful` scores stretches decoded in one pass; it needs `--bank-layout tiles`".into(),
                 })
             }
             (BankLayout::Segments, _) => evaluator.latent_bank(args.bank_per_genre, args.bank_stretch, max_bytes)?,

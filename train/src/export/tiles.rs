@@ -13,10 +13,12 @@
 //! decoder draws in one pass: a clip of any length with no seam, and every latent column
 //! encoded with its neighbours on both sides (the encoder sees across the tiles' borders).
 //!
-//! A stretch is `stretch` tiles (the export's `--bank-stretch`; 8 tiles of 3.7 s at the demo's
-//! signal, so a 15 s walk of 5 tiles has 4 starting places in each), selected by
-//! [`super::bank::select_runs`] over the segments that cover it, so the stretches spread over
-//! every track as the segment bank's do.
+//! A stretch is about `stretch` tiles (the export's `--bank-stretch`; 8 asks for 16 segments,
+//! which cover 9 tiles of 3.7 s at the demo's signal, so a 15 s walk of 5 tiles has 5 starting
+//! places in each), and a genre gets as many stretches as its room holds whole
+//! ([`stretch_budget`]), spread over every track as the segment bank's are
+//! ([`super::bank::select_runs`]) or, with `--bank-choice faithful`, each track's share taken
+//! from the stretches the decoder renders closest to the music ([`super::faithful`]).
 //!
 //! Measured on the demo's weights (`models/demo/README.md`, "one pass over tiles" and "where a
 //! walk starts"): judged with 96 clips per genre, tiles and segments read alike (accuracy 0.86 /
@@ -33,19 +35,22 @@ use burn::prelude::*;
 use melfuse_proto::manifest::latent_map_columns;
 
 use super::bank::{genre_runs, per_genre_bound, select_runs, BankCodes};
-use crate::eval::{tensor_values, EvalError, Evaluator};
+use super::faithful::{faithful_plan, pick_faithful, relative_error, BankChoice, TrackPlan};
+use crate::eval::{one_hot, tensor_values, EvalError, Evaluator};
 use crate::prepare::split::Split;
 
 impl Evaluator<'_> {
     /// Encodes stretches of training tracks as contiguous maps cut into tiles of `cells` latent
     /// columns (one model segment each): at most `max_per_genre` tiles per genre (lowered by
-    /// `max_bytes` as for the segment bank), in stretches of `stretch` tiles (0: whole tracks).
+    /// `max_bytes` as for the segment bank), in stretches of `stretch` tiles (0: whole tracks),
+    /// placed in each track as `choice` says.
     pub fn latent_bank_tiles(
         &self,
         max_per_genre: usize,
         stretch: usize,
         max_bytes: u64,
         cells: usize,
+        choice: BankChoice,
     ) -> Result<BankCodes, EvalError> {
         let segments = self.cache.segments(Split::Train);
         let n_genres = self.cache.genres().len();
@@ -71,16 +76,7 @@ impl Evaluator<'_> {
         let per_genre: Vec<usize> =
             (0..n_genres).map(|genre| segments.iter().filter(|s| s.genre == genre).count()).collect();
         let bound = per_genre_bound(&per_genre, latent_dim, max_per_genre, max_bytes).max(1);
-        // Segments a stretch of `stretch` tiles needs: the last one must start within a segment's
-        // reach of the stretch's end (plus one for rounding of the start times).
-        let segments_per_stretch = match stretch {
-            0 => 0,
-            n => (((n - 1) * frames) as f64 / hop).ceil() as usize + 2,
-        };
-        let budget = match stretch {
-            0 => bound,
-            n => (bound / n).max(1) * segments_per_stretch,
-        };
+        let (segments_per_stretch, budget) = stretch_budget(stretch, bound, frames, hop);
         let rows = latent_dim / cells;
         let mut codes = Vec::new();
         let mut runs = Vec::with_capacity(n_genres);
@@ -89,9 +85,17 @@ impl Evaluator<'_> {
         for genre in 0..n_genres {
             let mut lengths = Vec::new();
             let mut genre_tiles = 0;
-            for run in select_runs(&genre_runs(segments, genre), budget, segments_per_stretch) {
-                // Every whole tile a kept run covers: a stretch's segments cover about `stretch`
-                // tiles, and a genre small enough to keep whole tracks keeps them whole.
+            let tracks = genre_runs(segments, genre);
+            let chosen = match choice {
+                BankChoice::Spread => select_runs(&tracks, budget, segments_per_stretch),
+                BankChoice::Faithful => {
+                    self.faithful_runs(&tracks, budget, segments_per_stretch, genre, frames_per_second)?
+                }
+            };
+            for run in chosen {
+                // Every whole tile a kept run covers (the tiles `stretch_budget` counted for a
+                // stretch; a genre small enough to keep whole tracks keeps them whole), never
+                // more than the genre's room.
                 let room = bound.saturating_sub(genre_tiles);
                 if room == 0 {
                     break;
@@ -127,6 +131,69 @@ impl Evaluator<'_> {
         let count = tiles_kept.max(1) as f64;
         let sigma = variance_sum.iter().map(|&s| (s / count).sqrt() as f32).collect();
         Ok(BankCodes { codes, runs, sigma })
+    }
+
+    /// The stretches of `segments_per_stretch` segments a faithful choice keeps of one genre's
+    /// `tracks` within `budget` segments (`export::faithful`): each track's share of the even
+    /// placement, taken from its stretches with the lowest rendering error.
+    fn faithful_runs(
+        &self,
+        tracks: &[Vec<usize>],
+        budget: usize,
+        segments_per_stretch: usize,
+        genre: usize,
+        frames_per_second: f64,
+    ) -> Result<Vec<Vec<usize>>, EvalError> {
+        let Some(plan) = faithful_plan(tracks, budget, segments_per_stretch) else {
+            return Ok(select_runs(tracks, budget, segments_per_stretch));
+        };
+        let mut kept = Vec::new();
+        let (mut scored_all, mut scored_kept) = (Vec::new(), Vec::new());
+        for (track, entry) in tracks.iter().zip(plan) {
+            match entry {
+                TrackPlan::Skip => {}
+                TrackPlan::Whole => kept.push(track.clone()),
+                TrackPlan::Choose { count, starts } => {
+                    let mut scored = Vec::with_capacity(starts.len());
+                    for start in starts {
+                        let stretch = &track[start..start + segments_per_stretch];
+                        scored.push((start, self.rendering_error(stretch, genre, frames_per_second)?));
+                    }
+                    scored_all.extend(scored.iter().map(|&(_, error)| error));
+                    for start in pick_faithful(&scored, count, segments_per_stretch) {
+                        scored_kept.extend(scored.iter().filter(|s| s.0 == start).map(|&(_, error)| error));
+                        kept.push(track[start..start + segments_per_stretch].to_vec());
+                    }
+                }
+            }
+        }
+        let mean = |errors: &[f64]| errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+        tracing::info!(
+            "latent bank, {}: kept {} of {} scored stretches, relative rendering error {:.3} (all {:.3})",
+            self.cache.genres()[genre],
+            scored_kept.len(),
+            scored_all.len(),
+            mean(&scored_kept),
+            mean(&scored_all)
+        );
+        Ok(kept)
+    }
+
+    /// [`relative_error`] of the decoder's rendering of the segments `run` laid end to end
+    /// (whole tiles only), encoded in one pass and decoded with `genre`'s one-hot, as a
+    /// `blend=genre:1` clip walking it would be.
+    fn rendering_error(&self, run: &[usize], genre: usize, frames_per_second: f64) -> Result<f64, EvalError> {
+        let (mel, tiles) = self.contiguous_mel(run, frames_per_second, usize::MAX)?;
+        if tiles == 0 {
+            return Ok(f64::INFINITY);
+        }
+        let n_mels = self.cache.n_mels();
+        let width = tiles * self.cache.frames();
+        let input = Tensor::from_data(TensorData::new(mel.clone(), [1, 1, n_mels, width]), self.device);
+        let (mu, _) = self.model.encode(input);
+        let genre = one_hot(&[genre], self.cache.genres().len(), self.device);
+        let decoded = tensor_values(self.model.decode(mu, genre))?;
+        Ok(relative_error(&mel, &decoded, n_mels))
     }
 
     /// The normalised mel of the consecutive segments `run` laid end to end at their start times,
@@ -165,9 +232,113 @@ impl Evaluator<'_> {
     }
 }
 
+/// The segments one stretch of about `stretch` tiles takes, and the segments a genre may keep so
+/// that its stretches' whole tiles stay within `bound` tiles, for segments of `frames` frames
+/// `hop` frames apart. `stretch` 0 (whole tracks): `(0, bound)`.
+///
+/// A stretch's last segment must start within a segment's reach of its end, plus one for the
+/// rounding of the start times; its segments laid end to end then cover `⌊((n − 1)·hop + frames)
+/// / frames⌋` whole tiles — 9 for `stretch` 8 at the demo's signal — and the genre gets `bound`
+/// over that many stretches. (Counting `stretch` tiles per stretch gave the demo's genres 56
+/// stretches of 9 tiles for 448 tiles of room: the last 6 in cache order, the last tracks' of
+/// the genre, were cut.)
+fn stretch_budget(stretch: usize, bound: usize, frames: usize, hop: f64) -> (usize, usize) {
+    if stretch == 0 {
+        return (0, bound);
+    }
+    let segments = (((stretch - 1) * frames) as f64 / hop).ceil() as usize + 2;
+    let covered = ((segments - 1) as f64 * hop).round() as usize + frames;
+    let tiles = (covered / frames).max(1);
+    (segments, (bound / tiles).max(1) * segments)
+}
+
 #[cfg(test)]
 mod tests {
+    use burn::prelude::*;
+    use melfuse_models::{LatentHead, VaeConfig};
     use melfuse_proto::manifest::{join_latent_maps, latent_map_columns};
+
+    use crate::eval::Evaluator;
+    use crate::export::bank::genre_runs;
+    use crate::export::faithful::{faithful_plan, TrackPlan};
+    use crate::prepare::cache::Cache;
+    use crate::prepare::split::Split;
+    use crate::prepare::tiny::two_second_signal;
+    use crate::prepare::{self, PrepareConfig};
+    use crate::synth::{write_corpus, Genre, SynthCorpusConfig};
+
+    /// A faithful choice on a real (tiny, untrained) map model: every track that has a choice
+    /// keeps its share, and among the stretches it keeps is the one the decoder renders best.
+    #[test]
+    fn a_faithful_choice_keeps_each_track_s_share_and_its_best_rendered_stretch() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let corpus = root.path().join("corpus");
+        let synth = SynthCorpusConfig {
+            clips_per_genre: 3,
+            seconds: 12.0,
+            sample_rate: 22_050,
+            genres: vec![Genre::Cn, Genre::Edm],
+            ..Default::default()
+        };
+        write_corpus(&corpus, &synth, false).expect("synthetic corpus");
+        let config = PrepareConfig { signal: two_second_signal(32), validation_fraction: 0.3, ..Default::default() };
+        prepare::run(&corpus, &root.path().join("cache"), &config, false).expect("prepare");
+        let cache = Cache::open(&root.path().join("cache")).expect("open cache");
+        let device = Device::flex();
+        // A ÷8 latent map of 4 channels, as the demo's (8 channels) but smaller.
+        let mut vae = VaeConfig::tiny(2)
+            .with_latent_head(LatentHead::Map)
+            .with_latent_downsampling(8)
+            .with_decoder_widths(vec![16, 8, 8])
+            .with_latent_dim(4 * (64 / 8) * (cache.frames() / 8));
+        vae.frames = cache.frames();
+        let model = vae.init(&device).expect("valid config");
+        let evaluator = Evaluator::new(&model, &cache, &device);
+        let signal = cache.signal();
+        let frames_per_second = f64::from(signal.sample_rate) / signal.hop_length as f64;
+        let segments = cache.segments(Split::Train);
+        let (stretch, budget) = (3, 6);
+        let mut choices = 0;
+        for genre in 0..2 {
+            let tracks = genre_runs(segments, genre);
+            let plan = faithful_plan(&tracks, budget, stretch).expect("each genre is over two stretches");
+            let kept = evaluator.faithful_runs(&tracks, budget, stretch, genre, frames_per_second).expect("choose");
+            for (track, entry) in tracks.iter().zip(plan) {
+                let TrackPlan::Choose { count, starts } = entry else { continue };
+                choices += 1;
+                let kept_starts: Vec<usize> = kept
+                    .iter()
+                    .filter_map(|run| track.iter().position(|&s| s == run[0]))
+                    .inspect(|&start| assert!(starts.contains(&start), "{start} is not a candidate: {starts:?}"))
+                    .collect();
+                assert_eq!(kept_starts.len(), count, "the track keeps its share");
+                let errors: Vec<f64> = starts
+                    .iter()
+                    .map(|&start| {
+                        let run = &track[start..start + stretch];
+                        evaluator.rendering_error(run, genre, frames_per_second).expect("render")
+                    })
+                    .collect();
+                assert!(errors.iter().all(|e| e.is_finite() && *e > 0.0), "{errors:?}");
+                let best = errors.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| starts[i]);
+                assert!(best.is_some_and(|b| kept_starts.contains(&b)), "best {best:?} not in {kept_starts:?}");
+            }
+        }
+        assert!(choices > 0, "some track had stretches to choose from");
+    }
+
+    #[test]
+    fn a_genre_s_stretches_fit_its_tiles() {
+        // The demo's signal: 320-frame segments 2 s (172.27 frames) apart, 448 tiles of room.
+        let hop = 2.0 * 22_050.0 / 256.0;
+        let (segments, budget) = super::stretch_budget(8, 448, 320, hop);
+        assert_eq!(segments, 16);
+        // 16 segments cover 15 · 172.27 + 320 = 2 904 frames: 9 tiles, so 49 stretches fit.
+        assert_eq!(budget, 49 * 16);
+        assert_eq!(super::stretch_budget(0, 448, 320, hop), (0, 448));
+        // At least one stretch even when the bound is under one.
+        assert_eq!(super::stretch_budget(8, 3, 320, hop).1, 16);
+    }
 
     #[test]
     fn joined_tiles_are_the_stretch_map_they_were_cut_from() {
