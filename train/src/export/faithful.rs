@@ -17,12 +17,13 @@
 //! wrong) and would fill the bank with intros and fades.
 //!
 //! Measured on the demo's weights and a second training seed's (`models/demo/README.md`, "which
-//! stretches of a track the bank keeps"; 96 clips per genre): the kept stretches' relative error
-//! is 0.49–0.51 for edm against 0.58–0.61 over all of its stretches (rock 0.52–0.58 against
-//! 0.66–0.74), and every judged measure of edm moved the same way at both seeds — harmonic lines
-//! 0.81–0.85 → 0.90–0.94, diversity 0.67–0.72 → 0.80–0.90, distance 1.6–2.1× → 1.2–1.5× — with
-//! genre accuracy level. The choice costs the export about a minute on 2 cores (every stretch of
-//! every track over the budget is encoded and decoded once); the service pays nothing.
+//! stretches of a track the bank keeps"; 96 and 192 clips per genre): the kept stretches'
+//! relative error is 0.48–0.51 for edm against 0.57–0.61 over all of its stretches (rock
+//! 0.49–0.54 against 0.66–0.74), and every judged measure of edm moved the same way at both
+//! seeds — harmonic lines 0.81–0.84 → 0.88–0.94, diversity 0.67–0.72 → 0.80–0.90, distance
+//! 2.0–2.1× → 1.3–1.4× — with genre accuracy level. The choice costs the export about 50 s on 2
+//! cores (each track's candidate stretches over its share are encoded and decoded once; 545 for
+//! the demo's three large genres); the service pays nothing.
 
 use super::bank::stretch_counts;
 
