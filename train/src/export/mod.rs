@@ -103,6 +103,21 @@ pub enum BankLayout {
     Tiles,
 }
 
+/// The stretch choice a bank of `layout` gets: the one asked for, else `faithful` for tiles (each
+/// track's best-rendered stretches, `export::faithful`) and `spread` for segments; `faithful`
+/// scores stretches decoded in one pass, so a segment bank refuses it.
+fn bank_choice_for(layout: BankLayout, requested: Option<BankChoice>) -> Result<BankChoice, ExportError> {
+    match (layout, requested) {
+        (BankLayout::Segments, Some(BankChoice::Faithful)) => Err(ExportError::InvalidSetting {
+            name: "bank-choice",
+            detail: "`faithful` scores stretches decoded in one pass; it needs `--bank-layout tiles`".into(),
+        }),
+        (_, Some(choice)) => Ok(choice),
+        (BankLayout::Tiles, None) => Ok(BankChoice::Faithful),
+        (BankLayout::Segments, None) => Ok(BankChoice::Spread),
+    }
+}
+
 /// Why a bundle could not be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -203,21 +218,15 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
         let max_bytes = (args.bank_max_mb * 1e6) as u64;
         let evaluator = Evaluator::new(&model, &cache, &device);
+        let choice = bank_choice_for(args.bank_layout, args.bank_choice)?;
         Some(match (args.bank_layout, time_cells) {
             (BankLayout::Tiles, Some(cells)) => {
-                let choice = args.bank_choice.unwrap_or(BankChoice::Faithful);
                 evaluator.latent_bank_tiles(args.bank_per_genre, args.bank_stretch, max_bytes, cells, choice)?
             }
             (BankLayout::Tiles, None) => {
                 return Err(ExportError::InvalidSetting {
                     name: "bank-layout",
                     detail: "tiles need a latent map (`latent_head = \"Map\"`); this run's latent is one vector".into(),
-                })
-            }
-            (BankLayout::Segments, _) if args.bank_choice == Some(BankChoice::Faithful) => {
-                return Err(ExportError::InvalidSetting {
-                    name: "bank-choice",
-                    detail: "`faithful` scores stretches decoded in one pass; it needs `--bank-layout tiles`".into(),
                 })
             }
             (BankLayout::Segments, _) => evaluator.latent_bank(args.bank_per_genre, args.bank_stretch, max_bytes)?,
@@ -428,4 +437,22 @@ fn now_rfc3339() -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tiled_bank_is_faithful_and_a_segment_bank_spread_unless_asked_otherwise() {
+        let choice = |layout, requested| bank_choice_for(layout, requested).ok();
+        assert_eq!(choice(BankLayout::Tiles, None), Some(BankChoice::Faithful));
+        assert_eq!(choice(BankLayout::Segments, None), Some(BankChoice::Spread));
+        assert_eq!(choice(BankLayout::Tiles, Some(BankChoice::Spread)), Some(BankChoice::Spread));
+        assert_eq!(choice(BankLayout::Segments, Some(BankChoice::Spread)), Some(BankChoice::Spread));
+        match bank_choice_for(BankLayout::Segments, Some(BankChoice::Faithful)) {
+            Err(ExportError::InvalidSetting { name, .. }) => assert_eq!(name, "bank-choice"),
+            other => panic!("a faithful segment bank was accepted: {other:?}"),
+        }
+    }
 }
