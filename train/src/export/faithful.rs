@@ -20,7 +20,7 @@
 //! stretches of a track the bank keeps"; 96 and 192 clips per genre): the kept stretches'
 //! relative error is 0.48–0.51 for edm against 0.57–0.61 over all of its stretches (rock
 //! 0.49–0.54 against 0.66–0.74), and every judged measure of edm moved the same way at both
-//! seeds — harmonic lines 0.81–0.84 → 0.88–0.94, diversity 0.67–0.72 → 0.80–0.90, distance
+//! seeds — harmonic lines 0.80–0.84 → 0.86–0.94, diversity 0.67–0.72 → 0.80–0.90, distance
 //! 2.0–2.1× → 1.3–1.4× — with genre accuracy level. The choice costs the export about 50 s on 2
 //! cores (each track's candidate stretches over its share are encoded and decoded once; 545 for
 //! the demo's three large genres); the service pays nothing.
