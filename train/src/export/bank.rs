@@ -156,41 +156,27 @@ impl Evaluator<'_> {
 /// Everything is kept when the genre holds no more than `budget` segments; nothing when `budget`
 /// is 0.
 pub fn select_runs(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<Vec<usize>> {
-    if budget == 0 {
-        return Vec::new();
-    }
-    let total: usize = runs.iter().map(Vec::len).sum();
-    if total <= budget {
-        return runs.to_vec();
-    }
-    if stretch == 0 {
-        let mut kept = Vec::new();
-        let mut room = budget;
-        let fitting = (budget * runs.len()).div_ceil(total.max(1)).max(1);
-        let spread = evenly_spaced(runs.len(), fitting);
-        let rest = (0..runs.len()).filter(|r| !spread.contains(r));
-        for r in spread.iter().copied().chain(rest) {
-            if room == 0 {
-                break;
-            }
-            let take = runs[r].len().min(room);
-            kept.push(runs[r][..take].to_vec());
-            room -= take;
-        }
-        return kept;
-    }
-    let counts = stretch_counts(runs, budget, stretch);
+    let Some(shares) = track_shares(runs, budget, stretch) else {
+        let total: usize = runs.iter().map(Vec::len).sum();
+        return if budget == 0 {
+            Vec::new()
+        } else if total <= budget {
+            runs.to_vec()
+        } else {
+            whole_tracks(runs, budget, total)
+        };
+    };
     let golden = (5f64.sqrt() - 1.0) / 2.0;
     let mut kept = Vec::new();
-    for (r, run) in runs.iter().enumerate() {
-        let count = counts[r];
-        if count == 0 {
-            continue;
-        }
-        if count * stretch >= run.len() {
-            kept.push(run.clone());
-            continue;
-        }
+    for (r, (run, share)) in runs.iter().zip(shares).enumerate() {
+        let count = match share {
+            TrackShare::Skip => continue,
+            TrackShare::Whole => {
+                kept.push(run.clone());
+                continue;
+            }
+            TrackShare::Stretches(count) => count,
+        };
         let slack = run.len() - stretch;
         let starts: Vec<usize> = if count == 1 {
             vec![((r as f64 * golden).fract() * slack as f64).round() as usize]
@@ -204,17 +190,68 @@ pub fn select_runs(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<Ve
     kept
 }
 
+/// [`select_runs`] with `stretch` 0 for a genre of `total` segments over its `budget`: whole
+/// tracks, evenly spaced, then the others in order while room is left.
+fn whole_tracks(runs: &[Vec<usize>], budget: usize, total: usize) -> Vec<Vec<usize>> {
+    let mut kept = Vec::new();
+    let mut room = budget;
+    let fitting = (budget * runs.len()).div_ceil(total.max(1)).max(1);
+    let spread = evenly_spaced(runs.len(), fitting);
+    let rest = (0..runs.len()).filter(|r| !spread.contains(r));
+    for r in spread.iter().copied().chain(rest) {
+        if room == 0 {
+            break;
+        }
+        let take = runs[r].len().min(room);
+        kept.push(runs[r][..take].to_vec());
+        room -= take;
+    }
+    kept
+}
+
+/// What the stretches of a genre over its budget give one of its tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrackShare {
+    /// No stretch.
+    Skip,
+    /// The whole track: its stretches would cover it anyway.
+    Whole,
+    /// This many stretches, fewer than cover the track; [`select_runs`] places them evenly,
+    /// `--bank-choice faithful` takes the best-rendered (`export::faithful`).
+    Stretches(usize),
+}
+
+/// Each track's share of `budget` segments in stretches of `stretch` segments
+/// ([`stretch_counts`]), or `None` when there is nothing to share out — no budget, whole tracks
+/// (`stretch` 0), or a genre that fits whole — and [`select_runs`]' answer stands.
+pub(crate) fn track_shares(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Option<Vec<TrackShare>> {
+    let total: usize = runs.iter().map(Vec::len).sum();
+    if budget == 0 || stretch == 0 || total <= budget {
+        return None;
+    }
+    let shares = runs
+        .iter()
+        .zip(stretch_counts(runs, budget, stretch))
+        .map(|(run, count)| match count {
+            0 => TrackShare::Skip,
+            n if n * stretch >= run.len() => TrackShare::Whole,
+            n => TrackShare::Stretches(n),
+        })
+        .collect();
+    Some(shares)
+}
+
 /// How many stretches of `stretch` segments each of a genre's runs (tracks) gets from a bound of
 /// `budget` segments: `budget / stretch` stretches, one to each track first (evenly spaced over
 /// the tracks when there are more tracks than stretches), the rest apportioned to the tracks'
 /// lengths by largest remainder, never more than a track holds (`⌈length / stretch⌉`; what a
-/// full track cannot take goes to the others). [`select_runs`] places them evenly;
-/// `--bank-choice faithful` picks among a track's stretches (`export::faithful`).
+/// full track cannot take goes to the others); [`track_shares`] turns them into each track's
+/// share.
 ///
 /// (Until the faithful choice the rest went, once the proportional shares rounded to nothing, one
 /// at a time to the track with the most music not yet covered: the demo's rock bank gave 12 of
 /// its 49 stretches, a quarter, to its longest track, 14 % of its music.)
-pub(crate) fn stretch_counts(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<usize> {
+fn stretch_counts(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<usize> {
     let stretch = stretch.max(1);
     let stretches = (budget / stretch).max(1);
     let mut counts = vec![0usize; runs.len()];
@@ -340,5 +377,28 @@ mod tests {
         // A track full at its capacity leaves its seats to the others.
         let counts = stretch_counts(&tracks(&[8, 100, 100]), 20 * 4, 4);
         assert_eq!(counts, [2, 9, 9]);
+    }
+
+    #[test]
+    fn every_track_gets_its_share_and_a_covered_track_is_kept_whole() {
+        let runs = tracks(&[40, 12, 4]);
+        // A budget the genre fits in whole, none, or whole tracks: nothing to share out.
+        assert_eq!(track_shares(&runs, 56, 4), None);
+        assert_eq!(track_shares(&runs, 0, 4), None);
+        assert_eq!(track_shares(&runs, 24, 0), None);
+        let shares = track_shares(&runs, 24, 4).expect("the genre is over the budget");
+        let counts = stretch_counts(&runs, 24, 4);
+        assert_eq!(counts.iter().sum::<usize>(), 6);
+        for ((share, count), run) in shares.iter().zip(&counts).zip(&runs) {
+            match share {
+                TrackShare::Skip => assert_eq!(*count, 0),
+                TrackShare::Whole => assert!(count * 4 >= run.len()),
+                TrackShare::Stretches(n) => {
+                    assert_eq!(n, count);
+                    assert!(run.len() > n * 4, "{n} stretches would cover {} segments", run.len());
+                }
+            }
+        }
+        assert!(shares.contains(&TrackShare::Whole) && shares.iter().any(|s| matches!(s, TrackShare::Stretches(_))));
     }
 }

@@ -9,7 +9,7 @@
 //! evenly from its start to its end ([`super::bank::select_runs`]), every non-overlapping stretch
 //! of the track is encoded, decoded with its genre's one-hot, and scored by [`relative_error`];
 //! the track keeps as many stretches as the even placement gives it
-//! (`bank::stretch_counts`: every track still contributes) and they are its lowest
+//! (`bank::track_shares`: every track still contributes) and they are its lowest
 //! scoring ones. The score is the decoder's own reconstruction error, not any judged measure.
 //!
 //! The error is relative — mean absolute error over the music's own mean deviation from each
@@ -24,8 +24,6 @@
 //! 2.0–2.1× → 1.3–1.4× — with genre accuracy level. The choice costs the export about 50 s on 2
 //! cores (each track's candidate stretches over its share are encoded and decoded once; 545 for
 //! the demo's three large genres); the service pays nothing.
-
-use super::bank::stretch_counts;
 
 /// How `export` picks a track's stretches for the bank (`--bank-choice`; `faithful` is the
 /// default for a tiled bank, `spread` the only choice for a segment bank).
@@ -76,73 +74,42 @@ pub fn relative_error(music: &[f32], decoded: &[f32], n_mels: usize) -> f64 {
     }
 }
 
-/// Of the candidate stretches `(start, error)` of one track, the `count` to keep, as starts in
-/// track order: lowest error first, skipping any that overlaps one already kept (`stretch`
-/// segments long), then — when the non-overlapping ones are too few — the lowest of the rest.
+/// Of the candidate stretches `(start, error)` of one track, in track order, the `count` to keep,
+/// as indices into `candidates` in track order: lowest error first, skipping any that overlaps one
+/// already kept (`stretch` segments long), then — when the non-overlapping ones are too few — the
+/// lowest of the rest.
 pub(crate) fn pick_faithful(candidates: &[(usize, f64)], count: usize, stretch: usize) -> Vec<usize> {
-    let mut order: Vec<&(usize, f64)> = candidates.iter().collect();
-    order.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| candidates[a].1.total_cmp(&candidates[b].1).then(candidates[a].0.cmp(&candidates[b].0)));
     let mut kept: Vec<usize> = Vec::with_capacity(count);
-    for &&(start, _) in &order {
+    let overlaps = |a: usize, b: usize| {
+        let (a, b) = (candidates[a].0, candidates[b].0);
+        a < b + stretch && b < a + stretch
+    };
+    for &i in &order {
         if kept.len() == count {
             break;
         }
-        if kept.iter().all(|&k| start + stretch <= k || k + stretch <= start) {
-            kept.push(start);
+        if kept.iter().all(|&k| !overlaps(i, k)) {
+            kept.push(i);
         }
     }
-    for &&(start, _) in &order {
+    for &i in &order {
         if kept.len() == count {
             break;
         }
-        if !kept.contains(&start) {
-            kept.push(start);
+        if !kept.contains(&i) {
+            kept.push(i);
         }
     }
-    kept.sort_unstable();
+    kept.sort_unstable_by_key(|&i| candidates[i].0);
     kept
-}
-
-/// The plan of a faithful choice for one genre: for each of its runs, how many stretches to keep
-/// and where it may take them from; `None` when the genre fits the budget whole or no budget is
-/// left, so the even placement's answer (every segment, or nothing) stands.
-pub(crate) fn faithful_plan(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Option<Vec<TrackPlan>> {
-    let total: usize = runs.iter().map(Vec::len).sum();
-    if budget == 0 || stretch == 0 || total <= budget {
-        return None;
-    }
-    let counts = stretch_counts(runs, budget, stretch);
-    Some(
-        runs.iter()
-            .zip(counts)
-            .map(|(run, count)| match count {
-                0 => TrackPlan::Skip,
-                n if n * stretch >= run.len() => TrackPlan::Whole,
-                n => TrackPlan::Choose { count: n, starts: candidate_starts(run.len(), stretch) },
-            })
-            .collect(),
-    )
-}
-
-/// What a faithful choice does with one track.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TrackPlan {
-    /// The track gets no stretch.
-    Skip,
-    /// The track is kept whole (its stretches would cover it anyway).
-    Whole,
-    /// Keep the `count` best of the stretches at `starts`.
-    Choose {
-        /// Stretches to keep.
-        count: usize,
-        /// Candidate starts (segment positions in the track).
-        starts: Vec<usize>,
-    },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::bank::{track_shares, TrackShare};
 
     #[test]
     fn candidates_tile_the_track_and_reach_its_end() {
@@ -170,15 +137,17 @@ mod tests {
     #[test]
     fn the_best_stretches_are_kept_without_overlap_then_in_track_order() {
         let candidates = [(0, 0.5), (5, 0.2), (10, 0.4), (15, 0.3), (17, 0.1)];
+        let starts =
+            |count| -> Vec<usize> { pick_faithful(&candidates, count, 5).iter().map(|&i| candidates[i].0).collect() };
         // 17 is best, 15 overlaps it; then 5, then 10.
-        assert_eq!(pick_faithful(&candidates, 3, 5), [5, 10, 17]);
+        assert_eq!(starts(3), [5, 10, 17]);
         // Asked for every candidate, the overlapping one comes last.
-        assert_eq!(pick_faithful(&candidates, 5, 5), [0, 5, 10, 15, 17]);
-        assert_eq!(pick_faithful(&candidates, 1, 5), [17]);
+        assert_eq!(starts(5), [0, 5, 10, 15, 17]);
+        assert_eq!(starts(1), [17]);
     }
 
     #[test]
-    fn the_plan_keeps_every_track_s_share_of_the_even_placement() {
+    fn a_track_with_stretches_to_choose_has_more_candidates_than_its_share() {
         let runs: Vec<Vec<usize>> = [40usize, 12, 4]
             .iter()
             .scan(0, |next, &n| {
@@ -187,21 +156,14 @@ mod tests {
                 Some(run)
             })
             .collect();
-        // A budget the genre fits in whole: nothing to choose.
-        assert_eq!(faithful_plan(&runs, 56, 4), None);
-        let plan = faithful_plan(&runs, 24, 4).expect("the genre is over the budget");
-        let counts = stretch_counts(&runs, 24, 4);
-        assert_eq!(counts.iter().sum::<usize>(), 6);
-        for ((entry, count), run) in plan.iter().zip(&counts).zip(&runs) {
-            match entry {
-                TrackPlan::Skip => assert_eq!(*count, 0),
-                TrackPlan::Whole => assert!(count * 4 >= run.len()),
-                TrackPlan::Choose { count: n, starts } => {
-                    assert_eq!(n, count);
-                    assert_eq!(starts, &candidate_starts(run.len(), 4));
-                    assert!(starts.len() > *n);
-                }
+        let shares = track_shares(&runs, 24, 4).expect("the genre is over the budget");
+        let mut choices = 0;
+        for (share, run) in shares.iter().zip(&runs) {
+            if let TrackShare::Stretches(n) = share {
+                choices += 1;
+                assert!(candidate_starts(run.len(), 4).len() > *n, "{n} of {:?}", candidate_starts(run.len(), 4));
             }
         }
+        assert!(choices > 0);
     }
 }

@@ -34,8 +34,8 @@ use burn::prelude::*;
 
 use melfuse_proto::manifest::latent_map_columns;
 
-use super::bank::{genre_runs, per_genre_bound, select_runs, BankCodes};
-use super::faithful::{faithful_plan, pick_faithful, relative_error, BankChoice, TrackPlan};
+use super::bank::{genre_runs, per_genre_bound, select_runs, track_shares, BankCodes, TrackShare};
+use super::faithful::{candidate_starts, pick_faithful, relative_error, BankChoice};
 use crate::eval::{one_hot, tensor_values, EvalError, Evaluator};
 use crate::prepare::split::Split;
 
@@ -144,27 +144,30 @@ impl Evaluator<'_> {
         genre: usize,
         frames_per_second: f64,
     ) -> Result<Vec<Vec<usize>>, EvalError> {
-        let Some(plan) = faithful_plan(tracks, budget, segments_per_stretch) else {
+        let Some(shares) = track_shares(tracks, budget, segments_per_stretch) else {
             return Ok(select_runs(tracks, budget, segments_per_stretch));
         };
         let mut kept = Vec::new();
         let (mut scored_all, mut scored_kept) = (Vec::new(), Vec::new());
-        for (track, entry) in tracks.iter().zip(plan) {
-            match entry {
-                TrackPlan::Skip => {}
-                TrackPlan::Whole => kept.push(track.clone()),
-                TrackPlan::Choose { count, starts } => {
-                    let mut scored = Vec::with_capacity(starts.len());
-                    for start in starts {
-                        let stretch = &track[start..start + segments_per_stretch];
-                        scored.push((start, self.rendering_error(stretch, genre, frames_per_second)?));
-                    }
-                    scored_all.extend(scored.iter().map(|&(_, error)| error));
-                    for start in pick_faithful(&scored, count, segments_per_stretch) {
-                        scored_kept.extend(scored.iter().filter(|s| s.0 == start).map(|&(_, error)| error));
-                        kept.push(track[start..start + segments_per_stretch].to_vec());
-                    }
+        for (track, share) in tracks.iter().zip(shares) {
+            let count = match share {
+                TrackShare::Skip => continue,
+                TrackShare::Whole => {
+                    kept.push(track.clone());
+                    continue;
                 }
+                TrackShare::Stretches(count) => count,
+            };
+            let mut scored = Vec::new();
+            for start in candidate_starts(track.len(), segments_per_stretch) {
+                let stretch = &track[start..start + segments_per_stretch];
+                scored.push((start, self.rendering_error(stretch, genre, frames_per_second)?));
+            }
+            scored_all.extend(scored.iter().map(|&(_, error)| error));
+            for pick in pick_faithful(&scored, count, segments_per_stretch) {
+                let (start, error) = scored[pick];
+                scored_kept.push(error);
+                kept.push(track[start..start + segments_per_stretch].to_vec());
             }
         }
         let mean = |errors: &[f64]| errors.iter().sum::<f64>() / errors.len().max(1) as f64;
@@ -259,8 +262,8 @@ mod tests {
     use melfuse_proto::manifest::{join_latent_maps, latent_map_columns};
 
     use crate::eval::Evaluator;
-    use crate::export::bank::genre_runs;
-    use crate::export::faithful::{faithful_plan, TrackPlan};
+    use crate::export::bank::{genre_runs, track_shares, TrackShare};
+    use crate::export::faithful::candidate_starts;
     use crate::prepare::cache::Cache;
     use crate::prepare::split::Split;
     use crate::prepare::tiny::two_second_signal;
@@ -301,10 +304,11 @@ mod tests {
         let mut choices = 0;
         for genre in 0..2 {
             let tracks = genre_runs(segments, genre);
-            let plan = faithful_plan(&tracks, budget, stretch).expect("each genre is over two stretches");
+            let shares = track_shares(&tracks, budget, stretch).expect("each genre is over two stretches");
             let kept = evaluator.faithful_runs(&tracks, budget, stretch, genre, frames_per_second).expect("choose");
-            for (track, entry) in tracks.iter().zip(plan) {
-                let TrackPlan::Choose { count, starts } = entry else { continue };
+            for (track, share) in tracks.iter().zip(shares) {
+                let TrackShare::Stretches(count) = share else { continue };
+                let starts = candidate_starts(track.len(), stretch);
                 choices += 1;
                 let kept_starts: Vec<usize> = kept
                     .iter()
