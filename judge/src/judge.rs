@@ -169,6 +169,16 @@ fn accuracy(clips: &[Judged]) -> f64 {
     ratio(clips.iter().filter(|c| argmax(&c.probabilities) == c.genre).count() as f64, clips.len() as f64)
 }
 
+/// The share of `clips` whose most probable class is each class (empty for no clips).
+fn heard_as(clips: &[Judged]) -> Vec<f64> {
+    let classes = clips.first().map_or(0, |c| c.probabilities.len());
+    let mut counts = vec![0.0; classes];
+    for clip in clips {
+        counts[argmax(&clip.probabilities)] += 1.0;
+    }
+    counts.iter().map(|c| ratio(*c, clips.len() as f64)).collect()
+}
+
 fn genre_accuracy(clips: &[Judged], genre: usize) -> f64 {
     accuracy(&clips.iter().filter(|c| c.genre == genre).cloned().collect::<Vec<_>>())
 }
@@ -206,6 +216,7 @@ pub fn genre_report(
             reference: accuracy(&reference),
             ceiling: accuracy(&ceiling),
             generated: accuracy(&generated),
+            generated_heard_as: heard_as(&generated),
         },
         pulse: measure(|a| a.pulse),
         flux: measure(|a| a.flux),

@@ -81,6 +81,11 @@ pub struct Accuracy {
     pub ceiling: f64,
     /// On the generated clips (`blend=g:1` recognised as `g`).
     pub generated: f64,
+    /// Where the generated clips went: the share the classifier assigned to each of the bundle's
+    /// genres, in manifest order (the row of a confusion matrix). It tells a genre that is not
+    /// recognised from one mistaken for a particular other — the first needs a better decoder,
+    /// the second may be music the two genres share.
+    pub generated_heard_as: Vec<f64>,
 }
 
 /// Every measure of one genre (or of all genres together in [`JudgeReport::overall`]).
@@ -250,6 +255,16 @@ impl JudgeReport {
             );
         }
         let _ = writeln!(out, "(pulse, flux, harmonic: ratio to the held-out reference; distance: Fréchet distance over the reference's split-half distance)");
+        for row in &self.genres {
+            let shares: Vec<String> = self
+                .genres
+                .iter()
+                .zip(&row.accuracy.generated_heard_as)
+                .filter(|(_, &share)| share > 0.0)
+                .map(|(other, share)| format!("{} {:.2}", other.genre, share))
+                .collect();
+            let _ = writeln!(out, "{} clips heard as: {}", row.genre, shares.join(", "));
+        }
         for curve in &self.blends {
             let points: Vec<String> =
                 curve.weights.iter().zip(&curve.p_b).map(|(w, p)| format!("{w:.2}→{p:.2}")).collect();

@@ -138,6 +138,11 @@ fn added_noise_raises_the_distance_and_a_set_is_at_zero_from_itself() {
     }
     assert!(row.distance.generated < 1e-9 && row.distance.split_half > 0.0, "{row:?}");
     assert_eq!(row.accuracy.generated, row.accuracy.reference);
+    // The confusion row: one share per class, summing to 1, its own class's share the accuracy.
+    let heard_as = &row.accuracy.generated_heard_as;
+    assert_eq!(heard_as.len(), judged[0].probabilities.len());
+    assert!((heard_as.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{heard_as:?}");
+    assert_eq!(heard_as[0], row.accuracy.generated);
 }
 
 #[test]
