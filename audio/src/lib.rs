@@ -17,6 +17,7 @@ pub mod load;
 pub mod mel;
 pub mod mel_filterbank;
 pub mod normalization;
+pub mod postfilter;
 pub mod resample;
 pub mod segment;
 pub mod spectrogram_image;

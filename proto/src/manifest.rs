@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use melfuse_audio::atomic_file::write_atomically;
+use melfuse_audio::postfilter::Postfilter;
 use melfuse_audio::{AudioError, DbRange, SignalConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -86,6 +87,11 @@ pub struct Manifest {
     /// Absent: the fixed interface, one segment per row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_time_cells: Option<usize>,
+    /// Per-genre, per-band gains that give the decoded mel back the contrast and dynamics the
+    /// decoder's rendering of the training music lost (`melfuse_audio::postfilter`), applied by
+    /// the service before the vocoder. Absent: the decoder's output as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postfilter: Option<Postfilter>,
 }
 
 /// The `onnx` section: which file holds the decoder and what it looks like from outside.
@@ -648,6 +654,14 @@ impl Manifest {
                     ),
                 });
             }
+        }
+        if let Some(postfilter) = &self.postfilter {
+            postfilter.validate(self.genres.len(), self.signal.n_mels).map_err(|e| match e {
+                AudioError::InvalidParameter { name, detail } => {
+                    ManifestError::InvalidField { field: name.into(), message: detail }
+                }
+                other => ManifestError::InvalidField { field: "postfilter".into(), message: other.to_string() },
+            })?;
         }
         if let Some(hop) = self.latent_bank.as_ref().and_then(|bank| bank.hop_frames) {
             let frames = self.signal.model_frames();

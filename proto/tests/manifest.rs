@@ -85,6 +85,7 @@ fn manifest(n_genres: usize, decoder_bytes: &[u8]) -> Manifest {
         },
         latent_bank: None,
         latent_time_cells: None,
+        postfilter: None,
     }
 }
 

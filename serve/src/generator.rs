@@ -11,7 +11,7 @@ use melfuse_audio::normalization::DbRange;
 use melfuse_audio::spectrogram_image::encode_spectrogram_png;
 use melfuse_audio::vocoder::Vocoder;
 use melfuse_audio::wav::encode_wav_pcm16;
-use melfuse_proto::api::{GenerateRequest, OutputFormat, RequestLimits};
+use melfuse_proto::api::{GenerateRequest, OutputFormat, RequestLimits, Timeline};
 use melfuse_proto::generation::{blend_latent, Sampler};
 use melfuse_proto::latent_bank::LatentBank;
 use melfuse_proto::manifest::{join_latent_maps, LoadedBundle, Manifest};
@@ -213,6 +213,7 @@ impl Generator {
         let this = Arc::clone(&self);
         let format = request.format;
         let render = RenderRequest {
+            timeline: request.timeline.clone(),
             format,
             iterations: request.griffin_lim_iters,
             seed,
@@ -347,7 +348,7 @@ impl Generator {
         plan: &SegmentPlan,
         request: &RenderRequest,
     ) -> Result<Vec<u8>, GenerateError> {
-        let RenderRequest { format, iterations, seed, clip_samples } = *request;
+        let RenderRequest { ref timeline, format, iterations, seed, clip_samples } = *request;
         let signal = &self.manifest.signal;
         let (n_mels, frames) = (signal.n_mels, plan.segment_frames());
         let internal = |e: &dyn std::fmt::Display| GenerateError::Internal(e.to_string());
@@ -358,6 +359,14 @@ impl Generator {
             .map_err(|e| internal(&e))?;
         let views: Vec<ArrayView2<'_, f32>> = segments.iter().map(|segment| segment.view()).collect();
         let mel_db = plan.stitch(&views, signal.amin);
+        // The bundle's postfilter, each frame with the gains of the mixture at its place in the clip.
+        let mel_db = match &self.manifest.postfilter {
+            Some(postfilter) => {
+                let last = mel_db.ncols().saturating_sub(1).max(1) as f32;
+                postfilter.apply(&mel_db, |frame| timeline.weights_at(frame as f32 / last), self.range)
+            }
+            None => mel_db,
+        };
         let encoded = match format {
             OutputFormat::Wav => {
                 let started = Instant::now();
@@ -401,8 +410,10 @@ struct Latents {
 }
 
 /// What the worker pool makes of the decoded rows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct RenderRequest {
+    /// The mixture along the clip, for the postfilter's gains.
+    timeline: Timeline,
     format: OutputFormat,
     iterations: usize,
     seed: u64,

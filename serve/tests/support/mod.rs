@@ -219,6 +219,7 @@ fn test_manifest(name: &str, parts: BundleParts<'_>, latent_time_cells: Option<u
         },
         latent_bank: Some(parts.bank),
         latent_time_cells,
+        postfilter: None,
     }
 }
 

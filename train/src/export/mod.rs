@@ -4,7 +4,9 @@
 //! `preview.png` (one generated spectrogram per genre, top to bottom in genre order: the bank's
 //! code for `blend=g:1` at seed 0, or the genre's centroid without a bank) and `latent_bank.bin`
 //! (the training codes the default `bank` sampler draws from, see [`bank`]; `--bank-per-genre 0`
-//! leaves it out). With `--triton DIR` it also writes the
+//! leaves it out). A tiled bank's export also renders each of the bank's stretches with its
+//! genre and measures the manifest's `postfilter` on them (`melfuse_audio::postfilter`;
+//! `--no-postfilter` leaves it out). With `--triton DIR` it also writes the
 //! decoder as an NVIDIA Triton model repository (see [`triton`]).
 //!
 //! What a bundle generates is measured by `melfuse-judge` (crate `judge/`); a bundle's README
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use melfuse_audio::atomic_file::write_atomically;
+use melfuse_audio::postfilter::{Postfilter, PostfilterStats};
 use melfuse_audio::spectrogram_image::render_spectrogram;
 use melfuse_models::decoder_graph::{decoder_to_onnx, latent_time_cells, DecoderGraphError, DecoderShape};
 use melfuse_models::Vae;
@@ -89,6 +92,11 @@ pub struct ExportArgs {
     /// same number of stretches either way [default: faithful for tiles, spread for segments].
     #[arg(long, value_enum)]
     pub bank_choice: Option<BankChoice>,
+    /// Leave out the postfilter (`melfuse_audio::postfilter`): by default a tiled bank's export
+    /// also measures, on the bank's own stretches, how much contrast and dynamics the decoder's
+    /// rendering loses per genre and mel band, and the service gives them back.
+    #[arg(long)]
+    pub no_postfilter: bool,
     /// The optional Triton model repository.
     #[command(flatten)]
     pub triton: TritonArgs,
@@ -214,15 +222,22 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
     // A latent map's graph decodes any number of columns in one pass (`--bank-layout tiles` uses it).
     let time_cells = latent_time_cells(&model.decoder);
     // The bank before anything is written, so a bank that cannot be made leaves no bundle behind.
+    let mut postfilter_stats = (args.bank_layout == BankLayout::Tiles && !args.no_postfilter)
+        .then(|| PostfilterStats::new(shape.n_genres, shape.n_mels, Postfilter::widths(shape.n_mels, shape.frames)));
     let bank_codes = if args.bank_per_genre > 0 {
         crate::eval::check_compatible(&info.genres, &info.model, &cache)?;
         let max_bytes = (args.bank_max_mb * 1e6) as u64;
         let evaluator = Evaluator::new(&model, &cache, &device);
         let choice = bank_choice_for(args.bank_layout, args.bank_choice)?;
         Some(match (args.bank_layout, time_cells) {
-            (BankLayout::Tiles, Some(cells)) => {
-                evaluator.latent_bank_tiles(args.bank_per_genre, args.bank_stretch, max_bytes, cells, choice)?
-            }
+            (BankLayout::Tiles, Some(cells)) => evaluator.latent_bank_tiles(
+                args.bank_per_genre,
+                args.bank_stretch,
+                max_bytes,
+                cells,
+                choice,
+                postfilter_stats.as_mut(),
+            )?,
             (BankLayout::Tiles, None) => {
                 return Err(ExportError::InvalidSetting {
                     name: "bank-layout",
@@ -250,6 +265,15 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
             None
         }
     };
+    // Measured only where the bank's stretches were rendered (a tiled bank); else none.
+    let postfilter = match (&latent_bank, postfilter_stats) {
+        (Some(_), Some(stats)) => {
+            let postfilter = stats.finish();
+            log_postfilter(&info.genres, &postfilter);
+            Some(postfilter)
+        }
+        _ => None,
+    };
     let (inputs, outputs) =
         decoder_interface(shape.latent_dim, shape.n_genres, shape.n_mels, shape.frames, time_cells.is_some());
     let manifest = Manifest {
@@ -265,6 +289,7 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         training: training_summary(&args.run_dir, &info, step, &cache)?,
         latent_bank,
         latent_time_cells: time_cells,
+        postfilter,
     };
     manifest.write(&args.out)?;
     // Read the bundle back exactly as the service will, so a bad export fails here, not there.
@@ -282,6 +307,27 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
         reused_eval_centroids,
         triton,
     })
+}
+
+/// Logs each genre's postfilter gains as their range over the bands, low to high quarter.
+fn log_postfilter(genres: &[String], postfilter: &Postfilter) {
+    let quarters = |gains: &[f32]| -> String {
+        let n = gains.len().max(1);
+        (0..4)
+            .map(|q| {
+                let part = &gains[q * n / 4..((q + 1) * n / 4).max(q * n / 4 + 1).min(gains.len())];
+                format!("{:.2}", part.iter().sum::<f32>() / part.len().max(1) as f32)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (g, genre) in genres.iter().enumerate() {
+        tracing::info!(
+            "postfilter, {genre}: contrast gains by band quarter {}, dynamics {}",
+            quarters(&postfilter.contrast[g]),
+            quarters(&postfilter.dynamics[g])
+        );
+    }
 }
 
 /// The run's centroids from `eval` when they match the model, else computed now over the

@@ -31,6 +31,8 @@
 //! judged as the one pass did.
 
 use burn::prelude::*;
+use melfuse_audio::postfilter::PostfilterStats;
+use ndarray::ArrayView2;
 
 use melfuse_proto::manifest::latent_map_columns;
 
@@ -51,6 +53,7 @@ impl Evaluator<'_> {
         max_bytes: u64,
         cells: usize,
         choice: BankChoice,
+        mut postfilter: Option<&mut PostfilterStats>,
     ) -> Result<BankCodes, EvalError> {
         let segments = self.cache.segments(Split::Train);
         let n_genres = self.cache.genres().len();
@@ -105,8 +108,21 @@ impl Evaluator<'_> {
                     continue;
                 }
                 let width = tiles * frames;
-                let input = Tensor::from_data(TensorData::new(mel, [1, 1, self.cache.n_mels(), width]), self.device);
+                let n_mels = self.cache.n_mels();
+                let input = Tensor::from_data(TensorData::new(mel.clone(), [1, 1, n_mels, width]), self.device);
                 let (mu, logvar) = self.model.encode(input);
+                if let Some(stats) = postfilter.as_deref_mut() {
+                    // The stretch as a `blend=genre:1` walk over it renders it: the whole map, one pass.
+                    let rendered =
+                        tensor_values(self.model.decode(mu.clone(), one_hot(&[genre], n_genres, self.device)))?;
+                    let shape_error = |e: ndarray::ShapeError| EvalError::InvalidSetting {
+                        name: "postfilter",
+                        detail: format!("the rendering of a {tiles}-tile stretch: {e}"),
+                    };
+                    let music = ArrayView2::from_shape((n_mels, width), mel.as_slice()).map_err(shape_error)?;
+                    let rendered = ArrayView2::from_shape((n_mels, width), rendered.as_slice()).map_err(shape_error)?;
+                    stats.add(genre, music, rendered);
+                }
                 let (mu, logvar) = (tensor_values(mu)?, tensor_values(logvar)?);
                 let columns = mu.len() / rows;
                 if columns != tiles * cells {
