@@ -42,9 +42,10 @@
 //! 0.93 → 0.97), flux 0.82 → 0.88, harmonic lines 0.95 → 1.05 of the held-out music (edm 0.90 →
 //! 0.96, rock 0.86 → 0.94; orchestral 1.06 → 1.22, past its held-out tracks), the Fréchet
 //! distance 1.28× → 1.00× the reference's split-half distance, diversity level. Sharper clips are
-//! heard more decisively along a blend: with the judge's 4 seeds per sweep point, three of six
-//! blend curves correlate with the weight below 0.95 (0.93–0.94, one of six before); with 16
-//! seeds all six reach 0.95. Its cost is within the service's noise: `/generate` of 15 s at
+//! heard more decisively along a blend, whose curves then step rather than ramp: with the judge's
+//! 4 seeds per sweep point three of six correlate with the weight below 0.95 (0.930–0.949; one
+//! of six before, 0.944), with 16 seeds one of six (0.949; none before, the lowest 0.950).
+//! Its cost is within the service's noise: `/generate` of 15 s at
 //! 184 ms p50 with it, 189 ms without (25 sequential requests each, 2 cores).
 
 use ndarray::{Array2, ArrayView2};

@@ -295,7 +295,10 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
     // Read the bundle back exactly as the service will, so a bad export fails here, not there.
     let loaded = Manifest::load(&args.out)?;
     let preview_codes = preview_latents(&centroids.centroids, loaded.latent_bank.as_ref());
-    write_atomically(&args.out.join(PREVIEW_FILE), &preview_png(&model, preview_codes, shape, &device)?)?;
+    write_atomically(
+        &args.out.join(PREVIEW_FILE),
+        &preview_png(&model, preview_codes, shape, loaded.manifest.postfilter.as_ref(), &device)?,
+    )?;
     let triton = match (&args.triton.dir, triton_settings) {
         (Some(dir), Some(settings)) => Some(write_repository(dir, &manifest, &onnx, settings)?),
         _ => None,
@@ -448,8 +451,15 @@ fn preview_latents(centroids: &[Vec<f32>], bank: Option<&LatentBank>) -> Vec<f32
 }
 
 /// One spectrogram per genre, decoded from its row of `z` (`[G][Z]`, see [`preview_latents`])
-/// with its one-hot genre vector.
-fn preview_png(model: &Vae, z: Vec<f32>, shape: DecoderShape, device: &Device) -> Result<Vec<u8>, ExportError> {
+/// with its one-hot genre vector, each through the bundle's `postfilter` with its genre's gains
+/// where there is one, as the service draws it.
+fn preview_png(
+    model: &Vae,
+    z: Vec<f32>,
+    shape: DecoderShape,
+    postfilter: Option<&Postfilter>,
+    device: &Device,
+) -> Result<Vec<u8>, ExportError> {
     let genres = shape.n_genres;
     let mut one_hot = vec![0.0f32; genres * genres];
     (0..genres).for_each(|g| one_hot[g * genres + g] = 1.0);
@@ -466,7 +476,15 @@ fn preview_png(model: &Vae, z: Vec<f32>, shape: DecoderShape, device: &Device) -
     for g in 0..genres {
         let values = ndarray::ArrayView2::from_shape((shape.n_mels, shape.frames), &mel[g * tile..(g + 1) * tile])
             .map_err(|e| ExportError::TensorData(e.to_string()))?;
-        let rendered = render_spectrogram(values, 0.0, 1.0);
+        let rendered = match postfilter {
+            Some(postfilter) => {
+                // Normalised units: the gains are ratios, and [0, 1] is the decoder's range.
+                let unit = melfuse_audio::DbRange::new(0.0, 1.0)?;
+                let genre_weights = |_| (0..genres).map(|k| if k == g { 1.0 } else { 0.0 }).collect();
+                render_spectrogram(postfilter.apply(&values.to_owned(), genre_weights, unit).view(), 0.0, 1.0)
+            }
+            None => render_spectrogram(values, 0.0, 1.0),
+        };
         image::imageops::replace(&mut picture, &rendered, 0, (g as u32 * (shape.n_mels as u32 + PREVIEW_GAP)) as i64);
     }
     let mut bytes = std::io::Cursor::new(Vec::new());
