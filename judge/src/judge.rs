@@ -148,6 +148,7 @@ pub fn judge(serve: &ServeConfig, reference_dir: &Path, config: &JudgeConfig) ->
         model: manifest.name.clone(),
         reference: reference_dir.display().to_string(),
         settings: config.clone(),
+        postfilter: service.generator().postfilter().is_some(),
         classifier: ClassifierSummary {
             train_excerpts: training_rows.len(),
             held_out_excerpts: held_out.len(),

@@ -51,6 +51,10 @@ struct Cli {
     /// Where the decoder runs: cpu, cuda or cuda:N.
     #[arg(long)]
     device: Option<melfuse_serve::config::DeviceChoice>,
+    /// Generate without the bundle's postfilter (the decoder's output as it is), to measure what
+    /// it adds on the same bundle.
+    #[arg(long)]
+    no_postfilter: bool,
 }
 
 fn parse_field(text: &str) -> Result<(String, String), String> {
@@ -96,6 +100,7 @@ fn main() -> Result<()> {
     if let Some(device) = cli.device {
         serve.device = device;
     }
+    serve.no_postfilter = cli.no_postfilter;
 
     let judgement = judge(&serve, &cli.reference, &config)
         .with_context(|| format!("judging {} against {}", cli.bundle.display(), cli.reference.display()))?;

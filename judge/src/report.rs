@@ -169,6 +169,9 @@ pub struct JudgeReport {
     pub reference: String,
     /// The settings.
     pub settings: JudgeConfig,
+    /// Whether the generated clips went through the bundle's postfilter (false when the bundle
+    /// has none or the judge was told to leave it out).
+    pub postfilter: bool,
     /// The classifier.
     pub classifier: ClassifierSummary,
     /// Per genre.
@@ -233,6 +236,8 @@ impl JudgeReport {
             "classifier: trained on {} reference excerpts, held-out accuracy {:.3} on {} excerpts",
             self.classifier.train_excerpts, self.classifier.held_out_accuracy, self.classifier.held_out_excerpts
         );
+        let through = if self.postfilter { "through the bundle's postfilter" } else { "without a postfilter" };
+        let _ = writeln!(out, "generated clips: {through}");
         let _ =
             writeln!(out, "each cell: generated / ceiling (ceiling = reference through mel → the service's vocoder)");
         let _ = writeln!(

@@ -102,6 +102,9 @@ pub struct ServeConfig {
     pub shutdown_timeout_seconds: u64,
     /// Turns the playground page (`GET /`) off, for API-only deployments; `/` is then a 404.
     pub no_ui: bool,
+    /// Leaves out the bundle's postfilter (`melfuse_audio::postfilter`): clips are the decoder's
+    /// output as it is, to hear or measure what the postfilter adds.
+    pub no_postfilter: bool,
     /// Vocoder settings; `griffin_lim_iters` is the default of requests that do not say.
     pub vocoder: VocoderConfig,
 }
@@ -126,6 +129,7 @@ impl Default for ServeConfig {
             max_body_bytes: 64 * 1024,
             shutdown_timeout_seconds: 30,
             no_ui: false,
+            no_postfilter: false,
             vocoder: VocoderConfig::default(),
         }
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use melfuse_audio::config::SignalConfig;
 use melfuse_audio::normalization::DbRange;
+use melfuse_audio::postfilter::Postfilter;
 use melfuse_audio::spectrogram_image::encode_spectrogram_png;
 use melfuse_audio::vocoder::Vocoder;
 use melfuse_audio::wav::encode_wav_pcm16;
@@ -45,6 +46,8 @@ pub struct GeneratedClip {
 /// The loaded model and everything needed to turn requests into clips; shared by all handlers.
 pub struct Generator {
     manifest: Manifest,
+    /// The bundle's postfilter, unless the configuration leaves it out.
+    postfilter: Option<Postfilter>,
     latent_bank: Option<LatentBank>,
     range: DbRange,
     vocoder: Vocoder,
@@ -99,15 +102,22 @@ impl Generator {
         for genre in &manifest.genres {
             metrics.blend_weight_total.with_label_values(&[genre.as_str()]);
         }
+        let postfilter = manifest.postfilter.clone().filter(|_| !config.no_postfilter);
         tracing::info!(
             model = %manifest.name,
             genres = %manifest.genres.join(","),
+            postfilter = match (&manifest.postfilter, &postfilter) {
+                (None, _) => "none in the bundle",
+                (Some(_), None) => "off",
+                (Some(_), Some(_)) => "on",
+            },
             execution_provider = provider.label(),
             vocoder_threads = threads,
             max_batch = config.max_batch,
             "model loaded"
         );
         Ok(Self {
+            postfilter,
             range: manifest.normalization,
             manifest,
             vocoder,
@@ -129,6 +139,11 @@ impl Generator {
     /// The bundle's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The postfilter clips go through: the bundle's, unless the configuration leaves it out.
+    pub fn postfilter(&self) -> Option<&Postfilter> {
+        self.postfilter.as_ref()
     }
 
     /// The bundle's latent bank, if it has one.
@@ -360,7 +375,7 @@ impl Generator {
         let views: Vec<ArrayView2<'_, f32>> = segments.iter().map(|segment| segment.view()).collect();
         let mel_db = plan.stitch(&views, signal.amin);
         // The bundle's postfilter, each frame with the gains of the mixture at its place in the clip.
-        let mel_db = match &self.manifest.postfilter {
+        let mel_db = match &self.postfilter {
             Some(postfilter) => {
                 let last = mel_db.ncols().saturating_sub(1).max(1) as f32;
                 postfilter.apply(&mel_db, |frame| timeline.weights_at(frame as f32 / last), self.range)

@@ -45,6 +45,10 @@ struct ModelArgs {
     /// Vocoder worker threads (0 = one per core).
     #[arg(long, env = "MELFUSE_VOCODER_THREADS")]
     vocoder_threads: Option<usize>,
+    /// Leave out the bundle's postfilter: the decoder's output as it is (MELFUSE_NO_POSTFILTER=1
+    /// does the same).
+    #[arg(long, env = "MELFUSE_NO_POSTFILTER", value_parser = clap::builder::FalseyValueParser::new())]
+    no_postfilter: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -119,6 +123,8 @@ impl ModelArgs {
         if let Some(threads) = self.vocoder_threads {
             config.vocoder_threads = threads;
         }
+        // A flag can only switch the postfilter off; `no_postfilter = true` in the file stays.
+        config.no_postfilter |= self.no_postfilter;
         Ok(config)
     }
 }
@@ -248,5 +254,24 @@ mod tests {
         let path = file.path().to_str().unwrap();
         assert!(no_ui(&["--config", path]));
         assert!(no_ui(&["--config", path, "--no-ui"]));
+    }
+
+    #[test]
+    fn no_postfilter_is_a_flag_of_the_service_and_of_generate() {
+        if std::env::var_os("MELFUSE_NO_POSTFILTER").is_some() {
+            return; // the variable would decide
+        }
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("melfuse-serve").chain(args.iter().copied()));
+        assert!(!parse(&[]).unwrap().serve.config().unwrap().no_postfilter);
+        assert!(parse(&["--no-postfilter"]).unwrap().serve.config().unwrap().no_postfilter);
+        let generate = parse(&["generate", "--blend", "cn", "--out", "a.wav", "--no-postfilter"]).unwrap();
+        match generate.command {
+            Some(Command::Generate(args)) => assert!(args.model.config().unwrap().no_postfilter),
+            None => panic!("generate was not parsed"),
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "no_postfilter = true\n").unwrap();
+        let path = file.path().to_str().unwrap();
+        assert!(parse(&["--config", path]).unwrap().serve.config().unwrap().no_postfilter);
     }
 }

@@ -1,7 +1,8 @@
 //! A bundle's postfilter through the HTTP API: the served mel is the decoder's, stitched, with the
 //! manifest's gains applied frame by frame by the mixture at that place in the clip — the same
 //! bundle without a postfilter, filtered by `melfuse_audio::postfilter` — and a bundle whose
-//! postfilter is refused names the field.
+//! postfilter does not fit is refused, naming the field; `no_postfilter` in the configuration
+//! serves the decoder's output as it is.
 
 mod support;
 
@@ -52,6 +53,13 @@ async fn the_served_mel_is_the_decoders_with_the_mixtures_gains_applied() {
     manifest.postfilter = Some(filter.clone());
     manifest.write(filtered.path()).unwrap();
     let (plain, filtered_state) = (serve(plain.path()).await, serve(filtered.path()).await);
+    // The same bundle with the postfilter left out by the configuration.
+    let left_out = {
+        let config = melfuse_serve::config::ServeConfig { no_postfilter: true, ..support::config(filtered.path()) };
+        let state = web::Data::new(support::state(&config));
+        state.warm_up().await.expect("warm-up");
+        state
+    };
 
     for query in ["blend=cn:0.7,orchestral:0.3", "morph=cn-%3Eedm-%3Eorchestral"] {
         let uri = format!("/generate?{query}&seed=3&seconds=4&temperature=0&format=npy");
@@ -70,6 +78,7 @@ async fn the_served_mel_is_the_decoders_with_the_mixtures_gains_applied() {
         assert!(worst < 1e-3, "{query}: served mel is {worst} dB from the filtered decoder output");
         let changed = (&served - &raw).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
         assert!(changed > 0.1, "{query}: the postfilter changed nothing ({changed} dB)");
+        assert_eq!(mel(&left_out, &uri).await, raw, "{query}: `no_postfilter` serves the decoder's output");
     }
 }
 
