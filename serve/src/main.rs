@@ -100,6 +100,10 @@ struct GenerateArgs {
     /// Clip length in seconds.
     #[arg(long)]
     seconds: Option<f32>,
+    /// How the latents are drawn: bank (real training codes; the default where the bundle has a
+    /// latent bank) or prior (genre centroids plus noise).
+    #[arg(long)]
+    sampler: Option<String>,
     /// Output format; by default the extension of --out.
     #[arg(long)]
     format: Option<String>,
@@ -216,6 +220,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     add("temperature", args.temperature.map(|t| t.to_string()));
     add("griffin_lim_iters", args.griffin_lim_iters.map(|n| n.to_string()));
     add("seconds", args.seconds.map(|s| s.to_string()));
+    add("sampler", args.sampler.clone());
 
     let metrics = Metrics::new().context("registering metrics")?;
     let generator = Arc::new(

@@ -1,6 +1,7 @@
 //! The `sampler` field through the HTTP API: `bank` (the default where the bundle has a latent
 //! bank) decodes real codes, `prior` the blended centroids plus noise; both are reproducible by
-//! seed, differ from each other, and an unknown sampler is a 400 naming the field.
+//! seed, differ from each other, and an unknown sampler is a 400 naming the field; the offline
+//! `melfuse-serve generate --sampler` writes the bytes the API answers.
 
 mod support;
 
@@ -48,6 +49,39 @@ async fn bank_is_the_default_and_differs_from_the_prior() {
         .expect("sampler is documented")
         .clone();
     assert_eq!(sampler["schema"]["default"], "bank");
+}
+
+#[actix_web::test]
+async fn the_offline_command_takes_the_sampler_and_writes_what_the_api_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    support::write_bundle(dir.path());
+    let state = web::Data::new(support::state(&support::config(dir.path())));
+    state.warm_up().await.expect("warm-up");
+    for sampler in ["bank", "prior"] {
+        let out = dir.path().join(format!("{sampler}.npy"));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_melfuse-serve"))
+            .args(["generate", "--model"])
+            .arg(dir.path())
+            .args(["--blend", "cn:0.5,edm:0.5", "--seed", "3", "--seconds", "1", "--sampler", sampler, "--out"])
+            .arg(&out)
+            .output()
+            .expect("run melfuse-serve generate");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let uri = format!("/generate?blend=cn:0.5,edm:0.5&seed=3&seconds=1&format=npy&sampler={sampler}");
+        let (status, body) = get(&state, &uri).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(std::fs::read(&out).unwrap(), body, "{sampler}: the file is the API's body");
+    }
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_melfuse-serve"))
+        .args(["generate", "--model"])
+        .arg(dir.path())
+        .args(["--blend", "cn", "--sampler", "diffusion", "--out"])
+        .arg(dir.path().join("x.npy"))
+        .output()
+        .expect("run melfuse-serve generate");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("--sampler"), "{stderr}");
+    assert!(!dir.path().join("x.npy").exists(), "nothing is written for a refused request");
 }
 
 #[actix_web::test]
