@@ -36,6 +36,10 @@ struct Cli {
     /// Generated clips per genre (seeds 1..=N).
     #[arg(long)]
     clips_per_genre: Option<u64>,
+    /// Clips per weight of each blend sweep (seeds 1..=N): the curves' straightness is read from
+    /// their mean, and 4 seeds (the default) leave it noisy.
+    #[arg(long)]
+    sweep_clips_per_weight: Option<u64>,
     /// Explicit seeds of the per-genre clips, e.g. 1,2,3 (overrides --clips-per-genre).
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
@@ -82,6 +86,9 @@ fn main() -> Result<()> {
     }
     if let Some(seeds) = cli.seeds {
         config.seeds = seeds;
+    }
+    if let Some(n) = cli.sweep_clips_per_weight {
+        config.sweep_seeds = (1..=n).collect();
     }
     if let Some(seconds) = cli.seconds {
         config.seconds = seconds;
