@@ -18,7 +18,9 @@
 //! places in each), and a genre gets as many stretches as its room holds whole
 //! ([`stretch_budget`]), spread over every track as the segment bank's are
 //! ([`super::bank::select_runs`]) or, with `--bank-choice faithful`, each track's share taken
-//! from the stretches the decoder renders closest to the music ([`super::faithful`]).
+//! from the stretches the decoder renders closest to the music ([`super::faithful`]). Given a
+//! `melfuse_audio::postfilter::PostfilterStats`, each kept stretch is also decoded with its genre,
+//! as a walk over it is, and the music and its rendering go into the postfilter's sums.
 //!
 //! Measured on the demo's weights (`models/demo/README.md`, "one pass over tiles" and "where a
 //! walk starts"): judged with 96 clips per genre, tiles and segments read alike (accuracy 0.86 /
