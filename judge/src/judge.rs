@@ -16,8 +16,8 @@ use crate::distance::{frechet_distance, mean_pairwise_distance};
 use crate::generate::{ClipRequest, ServiceClips};
 use crate::reference::{load_excerpts, Excerpt, ReferenceTracks, Role};
 use crate::report::{
-    correlation, crossing, ratio, Accuracy, BlendCurve, ClassifierSummary, Distance, Diversity, GenreReport,
-    JudgeReport, Measure, MorphCurve,
+    correlation, crossing, ratio, Accuracy, BlendCurve, ClassifierSummary, ClipVerdict, Distance, Diversity,
+    GenreReport, JudgeReport, Measure, MorphCurve,
 };
 use crate::JudgeError;
 
@@ -140,6 +140,17 @@ pub fn judge(serve: &ServeConfig, reference_dir: &Path, config: &JudgeConfig) ->
         }
     }
 
+    let seeds_per_genre = config.seeds.len().max(1);
+    let clips: Vec<ClipVerdict> = generated
+        .iter()
+        .enumerate()
+        .map(|(i, clip)| ClipVerdict {
+            genre: genres[clip.genre].clone(),
+            seed: config.seeds[i % seeds_per_genre],
+            heard_as: genres[argmax(&clip.probabilities)].clone(),
+            probability: clip.probabilities[clip.genre],
+        })
+        .collect();
     let rows: Vec<GenreReport> =
         (0..genres.len()).map(|g| genre_report(&genres[g], Some(g), &reference, &ceiling, &generated)).collect();
     let overall = genre_report("overall", None, &reference, &ceiling, &generated);
@@ -160,6 +171,7 @@ pub fn judge(serve: &ServeConfig, reference_dir: &Path, config: &JudgeConfig) ->
         overall,
         blends,
         morphs,
+        clips,
         seconds_taken: started.elapsed().as_secs_f64(),
     };
     Ok(Judgement { report, reference, ceiling, generated })

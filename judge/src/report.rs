@@ -143,6 +143,20 @@ pub struct MorphCurve {
     pub p_b: Vec<f64>,
 }
 
+/// One generated `blend=g:1` clip as the classifier heard it: which clips of a genre are missed
+/// (and so which bank stretches, by seed) rather than only how many.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClipVerdict {
+    /// The genre asked for.
+    pub genre: String,
+    /// The clip's seed (`blend=genre:1&seed=…` makes it again).
+    pub seed: u64,
+    /// The genre the classifier heard.
+    pub heard_as: String,
+    /// Its probability of the genre asked for.
+    pub probability: f64,
+}
+
 /// The classifier's training and its held-out check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassifierSummary {
@@ -182,6 +196,8 @@ pub struct JudgeReport {
     pub blends: Vec<BlendCurve>,
     /// Morphs.
     pub morphs: Vec<MorphCurve>,
+    /// Every `blend=g:1` clip's verdict, genre by genre in seed order.
+    pub clips: Vec<ClipVerdict>,
     /// Wall time of the whole judgement.
     pub seconds_taken: f64,
 }

@@ -71,6 +71,23 @@ fn judges_the_demo_bundle_and_writes_every_file() {
         assert!(row["distance"]["generated"].as_f64().is_some_and(|d| d >= 0.0), "{row}");
         assert!(row["diversity"]["generated"].as_f64().is_some_and(|d| d >= 0.0), "{row}");
     }
+    // Every clip's verdict, genre by genre in seed order, agreeing with each genre's accuracy.
+    let clips = report["clips"].as_array().unwrap();
+    assert_eq!(clips.len(), 12);
+    for (i, clip) in clips.iter().enumerate() {
+        assert_eq!(clip["genre"], GENRES[i / 3]);
+        assert_eq!(clip["seed"].as_u64(), Some(1 + (i % 3) as u64));
+        assert!(GENRES.contains(&clip["heard_as"].as_str().unwrap()), "{clip}");
+    }
+    for row in report["genres"].as_array().unwrap() {
+        let of_genre: Vec<_> = clips.iter().filter(|c| c["genre"] == row["genre"]).collect();
+        let right = of_genre.iter().filter(|c| c["heard_as"] == row["genre"]).count() as f64;
+        assert!((right / 3.0 - row["accuracy"]["generated"].as_f64().unwrap()).abs() < 1e-9, "{row}");
+        assert!(stdout.contains(&format!("{} clips heard as: ", row["genre"].as_str().unwrap())), "{stdout}");
+    }
+    // The demo bundle has a postfilter, and the generated clips went through it.
+    assert_eq!(report["postfilter"], true);
+    assert!(stdout.contains("generated clips: through the bundle's postfilter"), "{stdout}");
     let blends = report["blends"].as_array().unwrap();
     assert_eq!(blends.len(), 1);
     assert_eq!(blends[0]["p_b"].as_array().unwrap().len(), 3);
