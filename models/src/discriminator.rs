@@ -226,7 +226,7 @@ mod tests {
         let before = loss_of(&critic).into_scalar::<f32>();
         // 60 steps, not 30: the backend's seed is the process's, shared with tests running in
         // parallel, so the critic's start varies between runs; over 24 seeded starts 30 steps left
-        // 2 above half the first loss (CI failed once on one), 60 steps left none above 0.31.
+        // 2 above half the first loss (a `tests/run` here met one), 60 steps left none above 0.31.
         for _ in 0..60 {
             let loss = loss_of(&critic);
             let grads = GradientsParams::from_grads(loss.backward(), &critic);
