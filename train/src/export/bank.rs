@@ -167,27 +167,40 @@ pub fn select_runs(runs: &[Vec<usize>], budget: usize, stretch: usize) -> Vec<Ve
         };
     };
     let golden = (5f64.sqrt() - 1.0) / 2.0;
-    let mut kept = Vec::new();
-    for (r, (run, share)) in runs.iter().zip(shares).enumerate() {
-        let count = match share {
-            TrackShare::Skip => continue,
-            TrackShare::Whole => {
-                kept.push(run.clone());
-                continue;
-            }
-            TrackShare::Stretches(count) => count,
-        };
+    let even = |r: usize, run: &[usize], count: usize| {
         let slack = run.len() - stretch;
-        let starts: Vec<usize> = if count == 1 {
+        Ok::<_, std::convert::Infallible>(if count == 1 {
             vec![((r as f64 * golden).fract() * slack as f64).round() as usize]
         } else {
             (0..count).map(|i| i * slack / (count - 1)).collect()
-        };
-        for start in starts {
-            kept.push(run[start..start + stretch].to_vec());
+        })
+    };
+    let Ok(kept) = share_out(runs, &shares, stretch, even);
+    kept
+}
+
+/// The runs a genre's tracks give for their `shares` of stretches of `stretch` segments: nothing,
+/// the whole track, or the stretches starting where `starts(index, track, count)` places them —
+/// evenly for [`select_runs`], at the best-rendered for `--bank-choice faithful`.
+pub(crate) fn share_out<E>(
+    runs: &[Vec<usize>],
+    shares: &[TrackShare],
+    stretch: usize,
+    mut starts: impl FnMut(usize, &[usize], usize) -> Result<Vec<usize>, E>,
+) -> Result<Vec<Vec<usize>>, E> {
+    let mut kept = Vec::new();
+    for (r, (run, share)) in runs.iter().zip(shares).enumerate() {
+        match *share {
+            TrackShare::Skip => {}
+            TrackShare::Whole => kept.push(run.clone()),
+            TrackShare::Stretches(count) => {
+                for start in starts(r, run, count)? {
+                    kept.push(run[start..start + stretch].to_vec());
+                }
+            }
         }
     }
-    kept
+    Ok(kept)
 }
 
 /// [`select_runs`] with `stretch` 0 for a genre of `total` segments over its `budget`: whole

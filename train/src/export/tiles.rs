@@ -38,7 +38,7 @@ use ndarray::ArrayView2;
 
 use melfuse_proto::manifest::latent_map_columns;
 
-use super::bank::{genre_runs, per_genre_bound, select_runs, track_shares, BankCodes, TrackShare};
+use super::bank::{genre_runs, per_genre_bound, select_runs, share_out, track_shares, BankCodes};
 use super::faithful::{candidate_starts, pick_faithful, relative_error, BankChoice};
 use crate::eval::{one_hot, tensor_values, EvalError, Evaluator};
 use crate::prepare::split::Split;
@@ -115,8 +115,7 @@ impl Evaluator<'_> {
                 let (mu, logvar) = self.model.encode(input);
                 if let Some(stats) = postfilter.as_deref_mut() {
                     // The stretch as a `blend=genre:1` walk over it renders it: the whole map, one pass.
-                    let rendered =
-                        tensor_values(self.model.decode(mu.clone(), one_hot(&[genre], n_genres, self.device)))?;
+                    let rendered = self.render(mu.clone(), genre)?;
                     let shape_error = |e: ndarray::ShapeError| EvalError::InvalidSetting {
                         name: "postfilter",
                         detail: format!("the rendering of a {tiles}-tile stretch: {e}"),
@@ -165,29 +164,19 @@ impl Evaluator<'_> {
         let Some(shares) = track_shares(tracks, budget, segments_per_stretch) else {
             return Ok(select_runs(tracks, budget, segments_per_stretch));
         };
-        let mut kept = Vec::new();
         let (mut scored_all, mut scored_kept) = (Vec::new(), Vec::new());
-        for (track, share) in tracks.iter().zip(shares) {
-            let count = match share {
-                TrackShare::Skip => continue,
-                TrackShare::Whole => {
-                    kept.push(track.clone());
-                    continue;
-                }
-                TrackShare::Stretches(count) => count,
-            };
+        let best_rendered = |_: usize, track: &[usize], count: usize| {
             let mut scored = Vec::new();
             for start in candidate_starts(track.len(), segments_per_stretch) {
                 let stretch = &track[start..start + segments_per_stretch];
                 scored.push((start, self.rendering_error(stretch, genre, frames_per_second)?));
             }
             scored_all.extend(scored.iter().map(|&(_, error)| error));
-            for pick in pick_faithful(&scored, count, segments_per_stretch) {
-                let (start, error) = scored[pick];
-                scored_kept.push(error);
-                kept.push(track[start..start + segments_per_stretch].to_vec());
-            }
-        }
+            let picks = pick_faithful(&scored, count, segments_per_stretch);
+            scored_kept.extend(picks.iter().map(|&pick| scored[pick].1));
+            Ok::<_, EvalError>(picks.into_iter().map(|pick| scored[pick].0).collect())
+        };
+        let kept = share_out(tracks, &shares, segments_per_stretch, best_rendered)?;
         let mean = |errors: &[f64]| errors.iter().sum::<f64>() / errors.len().max(1) as f64;
         tracing::info!(
             "latent bank, {}: kept {} of {} scored stretches, relative rendering error {:.3} (all {:.3})",
@@ -212,9 +201,13 @@ impl Evaluator<'_> {
         let width = tiles * self.cache.frames();
         let input = Tensor::from_data(TensorData::new(mel.clone(), [1, 1, n_mels, width]), self.device);
         let (mu, _) = self.model.encode(input);
-        let genre = one_hot(&[genre], self.cache.genres().len(), self.device);
-        let decoded = tensor_values(self.model.decode(mu, genre))?;
-        Ok(relative_error(&mel, &decoded, n_mels))
+        Ok(relative_error(&mel, &self.render(mu, genre)?, n_mels))
+    }
+
+    /// The decoder's drawing of the latent map `mu` with `genre`'s one-hot, as a `blend=genre:1`
+    /// walk over it is drawn: `[n_mels][frames]` row-major, normalised.
+    fn render(&self, mu: Tensor<2>, genre: usize) -> Result<Vec<f32>, EvalError> {
+        tensor_values(self.model.decode(mu, one_hot(&[genre], self.cache.genres().len(), self.device)))
     }
 
     /// The normalised mel of the consecutive segments `run` laid end to end at their start times,
