@@ -32,9 +32,7 @@ fn bundle() -> &'static std::path::Path {
 async fn ready_state(adjust: impl FnOnce(&mut ServeConfig)) -> web::Data<melfuse_serve::http::AppState> {
     let mut config = support::config(bundle());
     adjust(&mut config);
-    let state = web::Data::new(support::state(&config));
-    state.warm_up().await.expect("warm-up");
-    state
+    support::ready_state(&config).await
 }
 
 /// `uri` with the characters tests use that a URI may not carry raw (`>`, space) percent-encoded.

@@ -6,29 +6,11 @@
 
 mod support;
 
-use actix_web::http::StatusCode;
-use actix_web::test::{self, TestRequest};
-use actix_web::web;
 use melfuse_audio::postfilter::Postfilter;
 use melfuse_proto::api::timeline::Timeline;
 use melfuse_proto::manifest::Manifest;
-use melfuse_serve::http::app;
-
-/// The tiled test bundle served from `dir` (already written), warmed up.
-async fn serve(dir: &std::path::Path) -> web::Data<melfuse_serve::http::AppState> {
-    let state = web::Data::new(support::state(&support::config(dir)));
-    state.warm_up().await.expect("warm-up");
-    state
-}
-
-async fn mel(state: &web::Data<melfuse_serve::http::AppState>, uri: &str) -> ndarray::Array2<f32> {
-    let service = test::init_service(app(state.clone())).await;
-    let response = test::call_service(&service, TestRequest::get().uri(uri).to_request()).await;
-    let status = response.status();
-    let body = test::read_body(response).await.to_vec();
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy")
-}
+use melfuse_serve::config::ServeConfig;
+use support::{get_mel, ready_state};
 
 /// Gains that differ by genre and band: cn sharpens the upper half's contrast ×2, edm softens
 /// the lower half's ×0.5, orchestral widens dynamics ×1.5 everywhere.
@@ -52,18 +34,14 @@ async fn the_served_mel_is_the_decoders_with_the_mixtures_gains_applied() {
     let filter = postfilter(manifest.signal.n_mels);
     manifest.postfilter = Some(filter.clone());
     manifest.write(filtered.path()).unwrap();
-    let (plain, filtered_state) = (serve(plain.path()).await, serve(filtered.path()).await);
+    let plain = ready_state(&support::config(plain.path())).await;
+    let filtered_state = ready_state(&support::config(filtered.path())).await;
     // The same bundle with the postfilter left out by the configuration.
-    let left_out = {
-        let config = melfuse_serve::config::ServeConfig { no_postfilter: true, ..support::config(filtered.path()) };
-        let state = web::Data::new(support::state(&config));
-        state.warm_up().await.expect("warm-up");
-        state
-    };
+    let left_out = ready_state(&ServeConfig { no_postfilter: true, ..support::config(filtered.path()) }).await;
 
     for query in ["blend=cn:0.7,orchestral:0.3", "morph=cn-%3Eedm-%3Eorchestral"] {
         let uri = format!("/generate?{query}&seed=3&seconds=4&temperature=0&format=npy");
-        let (raw, served) = (mel(&plain, &uri).await, mel(&filtered_state, &uri).await);
+        let (raw, served) = (get_mel(&plain, &uri).await, get_mel(&filtered_state, &uri).await);
         assert_eq!(raw.dim(), served.dim());
         let timeline = if query.starts_with("blend") {
             Timeline::constant(
@@ -78,7 +56,7 @@ async fn the_served_mel_is_the_decoders_with_the_mixtures_gains_applied() {
         assert!(worst < 1e-3, "{query}: served mel is {worst} dB from the filtered decoder output");
         let changed = (&served - &raw).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
         assert!(changed > 0.1, "{query}: the postfilter changed nothing ({changed} dB)");
-        assert_eq!(mel(&left_out, &uri).await, raw, "{query}: `no_postfilter` serves the decoder's output");
+        assert_eq!(get_mel(&left_out, &uri).await, raw, "{query}: `no_postfilter` serves the decoder's output");
     }
 }
 

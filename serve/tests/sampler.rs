@@ -6,23 +6,14 @@
 mod support;
 
 use actix_web::http::StatusCode;
-use actix_web::test::{self, TestRequest};
 use actix_web::web;
-use melfuse_serve::http::app;
-
-async fn get(state: &web::Data<melfuse_serve::http::AppState>, uri: &str) -> (StatusCode, Vec<u8>) {
-    let service = test::init_service(app(state.clone())).await;
-    let response = test::call_service(&service, TestRequest::get().uri(uri).to_request()).await;
-    let status = response.status();
-    (status, test::read_body(response).await.to_vec())
-}
+use support::get;
 
 #[actix_web::test]
 async fn bank_is_the_default_and_differs_from_the_prior() {
     let dir = tempfile::tempdir().unwrap();
     support::write_bundle(dir.path());
-    let state = web::Data::new(support::state(&support::config(dir.path())));
-    state.warm_up().await.expect("warm-up");
+    let state = support::ready_state(&support::config(dir.path())).await;
 
     let uri = |extra: &str| format!("/generate?blend=cn:0.5,edm:0.5&seed=3&seconds=1&format=npy{extra}");
     let (status, default) = get(&state, &uri("")).await;
@@ -55,8 +46,7 @@ async fn bank_is_the_default_and_differs_from_the_prior() {
 async fn the_offline_command_takes_the_sampler_and_writes_what_the_api_answers() {
     let dir = tempfile::tempdir().unwrap();
     support::write_bundle(dir.path());
-    let state = web::Data::new(support::state(&support::config(dir.path())));
-    state.warm_up().await.expect("warm-up");
+    let state = support::ready_state(&support::config(dir.path())).await;
     for sampler in ["bank", "prior"] {
         let out = dir.path().join(format!("{sampler}.npy"));
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_melfuse-serve"))
@@ -192,8 +182,7 @@ impl TiledBundle {
         let dir = tempfile::tempdir().unwrap();
         support::write_tiled_bundle(dir.path());
         let config = support::config(dir.path());
-        let state = web::Data::new(support::state(&config));
-        state.warm_up().await.expect("warm-up");
+        let state = support::ready_state(&config).await;
         let loaded = melfuse_proto::manifest::Manifest::load(dir.path()).expect("the tiled bundle loads");
         Self { _dir: dir, config, state, loaded }
     }
@@ -204,8 +193,6 @@ impl TiledBundle {
 
     /// The dB mel of a `format=npy` request.
     async fn mel(&self, uri: &str) -> ndarray::Array2<f32> {
-        let (status, body) = get(&self.state, uri).await;
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-        ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy")
+        support::get_mel(&self.state, uri).await
     }
 }

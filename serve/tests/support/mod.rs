@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
 use melfuse_audio::config::SignalConfig;
 use melfuse_audio::normalization::DbRange;
 use melfuse_proto::latent_bank::{bank_info, LatentBankInfo, LATENT_BANK_FILE};
@@ -16,7 +19,7 @@ use melfuse_proto::manifest::{
 use melfuse_proto::onnx::{Conv2d, DataType, Dim, GraphBuilder, Linear};
 use melfuse_serve::config::ServeConfig;
 use melfuse_serve::generator::Generator;
-use melfuse_serve::http::AppState;
+use melfuse_serve::http::{app, AppState};
 use melfuse_serve::metrics::Metrics;
 
 /// Genres of the test bundle.
@@ -239,4 +242,26 @@ pub fn state(config: &ServeConfig) -> AppState {
     use_project_onnxruntime();
     let generator = Generator::start(config, Metrics::new().unwrap()).expect("start the generator");
     AppState::new(Arc::new(generator), config.max_body_bytes)
+}
+
+/// [`state`] for `config`, warmed up (ready).
+pub async fn ready_state(config: &ServeConfig) -> web::Data<AppState> {
+    let state = web::Data::new(state(config));
+    state.warm_up().await.expect("warm-up");
+    state
+}
+
+/// `GET uri` from the app on `state`: the status and the body.
+pub async fn get(state: &web::Data<AppState>, uri: &str) -> (StatusCode, Vec<u8>) {
+    let service = test::init_service(app(state.clone())).await;
+    let response = test::call_service(&service, TestRequest::get().uri(uri).to_request()).await;
+    let status = response.status();
+    (status, test::read_body(response).await.to_vec())
+}
+
+/// The dB mel of a `format=npy` request `uri`, which must succeed.
+pub async fn get_mel(state: &web::Data<AppState>, uri: &str) -> ndarray::Array2<f32> {
+    let (status, body) = get(state, uri).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    ndarray_npy::ReadNpyExt::read_npy(body.as_slice()).expect("npy")
 }
