@@ -315,14 +315,9 @@ pub fn export_run(args: &ExportArgs) -> Result<ExportOutcome, ExportError> {
 /// Logs each genre's postfilter gains as their range over the bands, low to high quarter.
 fn log_postfilter(genres: &[String], postfilter: &Postfilter) {
     let quarters = |gains: &[f32]| -> String {
-        let n = gains.len().max(1);
-        (0..4)
-            .map(|q| {
-                let part = &gains[q * n / 4..((q + 1) * n / 4).max(q * n / 4 + 1).min(gains.len())];
-                format!("{:.2}", part.iter().sum::<f32>() / part.len().max(1) as f32)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        let quarter = gains.len().div_ceil(4).max(1);
+        let means = gains.chunks(quarter).map(|part| format!("{:.2}", part.iter().sum::<f32>() / part.len() as f32));
+        means.collect::<Vec<_>>().join(" ")
     };
     for (g, genre) in genres.iter().enumerate() {
         tracing::info!(
