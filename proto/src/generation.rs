@@ -1,7 +1,7 @@
 //! The bundle's generation rules (DESIGN.md, "Model"). `prior`: for a blend `w`,
 //! `z = Σ w_g·centroid_g + temperature·ε` with `ε ~ N(0, I)` drawn from a seeded stream; `bank`:
-//! real codes from the bundle's latent bank, combined by spherical interpolation
-//! ([`crate::latent_bank`]). [`Sampler`] names them.
+//! real codes from the bundle's latent bank, combined by spherical interpolation that gives each its
+//! weight's share of the latent's energy ([`crate::latent_bank::slerp_by_share`]). [`Sampler`] names them.
 //!
 //! It lives beside the manifest because it is part of the bundle contract: the trainer's preview and
 //! evaluation grids and the service must draw the same `z` for the same seed, or a seed printed by one

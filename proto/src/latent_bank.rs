@@ -214,7 +214,8 @@ impl LatentBank {
     ///    clip's `steps` codes fit in their run (a run shorter than that offers its first code);
     /// 2. each weighted genre contributes the code `step` places after its start (continuing into
     ///    the next run past the end); they are combined by successive spherical interpolation in
-    ///    genre order, `z ← slerp(z, c_g, w_g / (w_1 + … + w_g))`, which gives each code its weight;
+    ///    genre order, `z ← slerp_by_share(z, c_g, w_g / (w_1 + … + w_g))`, which gives each code's
+    ///    direction its weight's share of the code's energy;
     /// 3. `z += temperature · sigma ⊙ ε`, `ε ~ N(0, I)` from stream `step + 1` of the same seed.
     ///
     /// A weighted genre with no code in the bank contributes its `centroids` row instead.
@@ -248,7 +249,7 @@ impl LatentBank {
             total += weight;
             z = Some(match z {
                 None => code,
-                Some(previous) => slerp(&previous, &code, weight / total),
+                Some(previous) => slerp_by_share(&previous, &code, weight / total),
             });
         }
         let mut z = z.unwrap_or_else(|| blend_centroids(centroids, weights, self.latent_dim));
@@ -293,10 +294,38 @@ impl LatentBank {
 /// directions, with the norm interpolated linearly; nearly parallel vectors fall back to linear
 /// interpolation.
 pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let t = f64::from(t);
+    along_great_circle(a, b, t, |omega| t * omega)
+}
+
+/// Spherical interpolation from `a` towards `b` that gives `b`'s direction the share `share` of
+/// the result's energy, with the norm interpolated linearly by `share`; nearly parallel vectors
+/// fall back to linear interpolation.
+///
+/// The share is the squared coefficient of `b`'s unit direction over the sum of both squared
+/// coefficients — for orthogonal codes, the part of the code's variance each brings. Plain
+/// [`slerp`] at `t = share` gives `b` only `sin²(tθ) / (sin²((1 − t)θ) + sin²(tθ))` of it: 0.13 at
+/// 0.25 for the demo bank's codes of two genres, 76–91° apart, so a quarter weight sounded like an
+/// eighth. The angle that gives the share is `atan2(r·sin θ, 1 + r·cos θ)` with
+/// `r = √(share / (1 − share))`; at 0, ½ and 1 it is plain slerp's.
+pub fn slerp_by_share(a: &[f32], b: &[f32], share: f32) -> Vec<f32> {
+    let share = f64::from(share.clamp(0.0, 1.0));
+    along_great_circle(a, b, share, |omega| {
+        if share >= 1.0 {
+            return omega;
+        }
+        let r = (share / (1.0 - share)).sqrt();
+        (r * omega.sin()).atan2(1.0 + r * omega.cos())
+    })
+}
+
+/// The point `angle(θ)` from `a`'s direction towards `b`'s on the great circle through both
+/// (`θ` the angle between them), scaled to the norm `(1 − mix)·|a| + mix·|b|`; the linear
+/// interpolation by `mix` where either is zero or they are nearly parallel.
+fn along_great_circle(a: &[f32], b: &[f32], mix: f64, angle: impl Fn(f64) -> f64) -> Vec<f32> {
     let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     let (na, nb) = (norm(a), norm(b));
-    let t = f64::from(t);
-    let lerp = || a.iter().zip(b).map(|(&x, &y)| ((1.0 - t) * f64::from(x) + t * f64::from(y)) as f32).collect();
+    let lerp = || a.iter().zip(b).map(|(&x, &y)| ((1.0 - mix) * f64::from(x) + mix * f64::from(y)) as f32).collect();
     if na < 1e-12 || nb < 1e-12 {
         return lerp();
     }
@@ -305,9 +334,9 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     if omega.sin().abs() < 1e-6 {
         return lerp();
     }
-    // Unit directions interpolated on the sphere, then scaled to the interpolated norm.
-    let (wa, wb) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
-    let scale = (1.0 - t) * na + t * nb;
+    let angle = angle(omega);
+    let (wa, wb) = ((omega - angle).sin() / omega.sin(), angle.sin() / omega.sin());
+    let scale = (1.0 - mix) * na + mix * nb;
     a.iter().zip(b).map(|(&x, &y)| ((wa * f64::from(x) / na + wb * f64::from(y) / nb) * scale) as f32).collect()
 }
 
@@ -353,6 +382,50 @@ mod tests {
         assert!(end[0].abs() < 1e-6 && (end[1] - 1.0).abs() < 1e-6);
         // Parallel vectors: linear.
         assert_eq!(slerp(&[1.0, 0.0], &[3.0, 0.0], 0.5), vec![2.0, 0.0]);
+    }
+
+    #[test]
+    fn slerp_by_share_gives_b_its_share_of_the_energy() {
+        // Unit codes 80° apart, like the demo bank's genres.
+        let theta = 80f32.to_radians();
+        let (a, b) = ([1.0, 0.0], [theta.cos(), theta.sin()]);
+        // The coefficients of a and b in z: z = α·a + β·b, solved in the plane.
+        let parts = |z: &[f32]| {
+            let beta = z[1] / b[1];
+            (z[0] - beta * b[0], beta)
+        };
+        for share in [0.1f32, 0.25, 0.5, 0.75, 0.9] {
+            let z = slerp_by_share(&a, &b, share);
+            let (alpha, beta) = parts(&z);
+            let measured = beta * beta / (alpha * alpha + beta * beta);
+            assert!((measured - share).abs() < 1e-4, "share {share}: {measured}");
+            assert!((z[0].hypot(z[1]) - 1.0).abs() < 1e-5, "the norm stays: {z:?}");
+        }
+        // Plain slerp at t = 0.25 gives b far less than a quarter; at the ends and the middle
+        // the two agree.
+        let (alpha, beta) = parts(&slerp(&a, &b, 0.25));
+        assert!(beta * beta / (alpha * alpha + beta * beta) < 0.15);
+        for share in [0.0f32, 0.5, 1.0] {
+            let (x, y) = (slerp_by_share(&a, &b, share), slerp(&a, &b, share));
+            assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-6), "{share}: {x:?} {y:?}");
+        }
+        // The norm moves linearly with the share; parallel codes interpolate linearly.
+        let z = slerp_by_share(&[2.0, 0.0], &[0.0, 4.0], 0.25);
+        assert!((z[0].hypot(z[1]) - 2.5).abs() < 1e-5, "{z:?}");
+        assert_eq!(slerp_by_share(&[1.0, 0.0], &[3.0, 0.0], 0.25), vec![1.5, 0.0]);
+    }
+
+    #[test]
+    fn three_genres_each_get_their_weight_of_the_energy() {
+        // Three orthogonal unit codes, one per genre, weights 0.5, 0.3, 0.2.
+        let codes = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let (info, bytes) = bank_info(&codes, vec![vec![1], vec![1], vec![1]], vec![0.0; 3]);
+        let bank = LatentBank::from_bytes(&info, 3, 3, &bytes).expect("valid bank");
+        let z = bank.sample(&vec![vec![0.0; 3]; 3], &[0.5, 0.3, 0.2], 0.0, 1);
+        let energy: f32 = z.iter().map(|v| v * v).sum();
+        for (value, weight) in z.iter().zip([0.5f32, 0.3, 0.2]) {
+            assert!((value * value / energy - weight).abs() < 1e-5, "{z:?}");
+        }
     }
 
     #[test]
