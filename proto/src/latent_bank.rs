@@ -9,7 +9,7 @@
 //! help: with a small KL weight the posterior codes do not fill the prior, so a random direction
 //! is as unfamiliar to the decoder as the centroid. A code from the bank is a real segment's
 //! encoding: decoding it gives a reconstruction-sharp clip of that genre. Blends combine one real
-//! code per weighted genre by spherical interpolation ([`slerp`]), which keeps the code's norm in
+//! code per weighted genre by spherical interpolation ([`slerp_by_share`]), which keeps the code's norm in
 //! the range the decoder knows (linear interpolation of two near-orthogonal codes shrinks it by up
 //! to √2, towards the blurry centre). `temperature` adds noise at the *posterior's* scale
 //! (`sigma`, the RMS of the encoder's `exp(logvar / 2)` over the bank), not the prior's.
@@ -290,42 +290,22 @@ impl LatentBank {
     }
 }
 
-/// Spherical interpolation from `a` (`t = 0`) to `b` (`t = 1`) along the great circle through both
-/// directions, with the norm interpolated linearly; nearly parallel vectors fall back to linear
-/// interpolation.
-pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
-    let t = f64::from(t);
-    along_great_circle(a, b, t, |omega| t * omega)
-}
-
 /// Spherical interpolation from `a` towards `b` that gives `b`'s direction the share `share` of
 /// the result's energy, with the norm interpolated linearly by `share`; nearly parallel vectors
 /// fall back to linear interpolation.
 ///
 /// The share is the squared coefficient of `b`'s unit direction over the sum of both squared
 /// coefficients — for orthogonal codes, the part of the code's variance each brings. Plain
-/// [`slerp`] at `t = share` gives `b` only `sin²(tθ) / (sin²((1 − t)θ) + sin²(tθ))` of it: 0.13 at
+/// slerp at `t = share` (the angle `tθ`) gives `b` only `sin²(tθ) / (sin²((1 − t)θ) + sin²(tθ))` of it: 0.13 at
 /// 0.25 for the demo bank's codes of two genres, 76–91° apart, so a quarter weight sounded like an
 /// eighth. The angle that gives the share is `atan2(r·sin θ, 1 + r·cos θ)` with
 /// `r = √(share / (1 − share))`; at 0, ½ and 1 it is plain slerp's.
 pub fn slerp_by_share(a: &[f32], b: &[f32], share: f32) -> Vec<f32> {
     let share = f64::from(share.clamp(0.0, 1.0));
-    along_great_circle(a, b, share, |omega| {
-        if share >= 1.0 {
-            return omega;
-        }
-        let r = (share / (1.0 - share)).sqrt();
-        (r * omega.sin()).atan2(1.0 + r * omega.cos())
-    })
-}
-
-/// The point `angle(θ)` from `a`'s direction towards `b`'s on the great circle through both
-/// (`θ` the angle between them), scaled to the norm `(1 − mix)·|a| + mix·|b|`; the linear
-/// interpolation by `mix` where either is zero or they are nearly parallel.
-fn along_great_circle(a: &[f32], b: &[f32], mix: f64, angle: impl Fn(f64) -> f64) -> Vec<f32> {
     let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     let (na, nb) = (norm(a), norm(b));
-    let lerp = || a.iter().zip(b).map(|(&x, &y)| ((1.0 - mix) * f64::from(x) + mix * f64::from(y)) as f32).collect();
+    let lerp =
+        || a.iter().zip(b).map(|(&x, &y)| ((1.0 - share) * f64::from(x) + share * f64::from(y)) as f32).collect();
     if na < 1e-12 || nb < 1e-12 {
         return lerp();
     }
@@ -334,9 +314,16 @@ fn along_great_circle(a: &[f32], b: &[f32], mix: f64, angle: impl Fn(f64) -> f64
     if omega.sin().abs() < 1e-6 {
         return lerp();
     }
-    let angle = angle(omega);
+    // The angle from `a`'s direction towards `b`'s that gives `b` its share of the energy.
+    let angle = if share >= 1.0 {
+        omega
+    } else {
+        let r = (share / (1.0 - share)).sqrt();
+        (r * omega.sin()).atan2(1.0 + r * cos)
+    };
+    // Unit directions combined on the great circle, then scaled to the interpolated norm.
     let (wa, wb) = ((omega - angle).sin() / omega.sin(), angle.sin() / omega.sin());
-    let scale = (1.0 - mix) * na + mix * nb;
+    let scale = (1.0 - share) * na + share * nb;
     a.iter().zip(b).map(|(&x, &y)| ((wa * f64::from(x) / na + wb * f64::from(y) / nb) * scale) as f32).collect()
 }
 
@@ -372,16 +359,16 @@ mod tests {
     }
 
     #[test]
-    fn slerp_keeps_the_norm_between_orthogonal_codes() {
-        let mid = slerp(&[2.0, 0.0], &[0.0, 2.0], 0.5);
+    fn slerp_by_share_keeps_the_norm_between_orthogonal_codes() {
+        let mid = slerp_by_share(&[2.0, 0.0], &[0.0, 2.0], 0.5);
         let norm = (mid[0] * mid[0] + mid[1] * mid[1]).sqrt();
         assert!((norm - 2.0).abs() < 1e-5, "{mid:?}");
         assert!((mid[0] - mid[1]).abs() < 1e-6);
-        assert_eq!(slerp(&[1.0, 0.0], &[0.0, 1.0], 0.0), vec![1.0, 0.0]);
-        let end = slerp(&[1.0, 0.0], &[0.0, 1.0], 1.0);
+        assert_eq!(slerp_by_share(&[1.0, 0.0], &[0.0, 1.0], 0.0), vec![1.0, 0.0]);
+        let end = slerp_by_share(&[1.0, 0.0], &[0.0, 1.0], 1.0);
         assert!(end[0].abs() < 1e-6 && (end[1] - 1.0).abs() < 1e-6);
         // Parallel vectors: linear.
-        assert_eq!(slerp(&[1.0, 0.0], &[3.0, 0.0], 0.5), vec![2.0, 0.0]);
+        assert_eq!(slerp_by_share(&[1.0, 0.0], &[3.0, 0.0], 0.5), vec![2.0, 0.0]);
     }
 
     #[test]
@@ -401,12 +388,16 @@ mod tests {
             assert!((measured - share).abs() < 1e-4, "share {share}: {measured}");
             assert!((z[0].hypot(z[1]) - 1.0).abs() < 1e-5, "the norm stays: {z:?}");
         }
-        // Plain slerp at t = 0.25 gives b far less than a quarter; at the ends and the middle
-        // the two agree.
-        let (alpha, beta) = parts(&slerp(&a, &b, 0.25));
+        // Plain slerp at t (the angle tθ) gives b far less than a quarter at t = 0.25; at the
+        // ends and the middle the two agree.
+        let plain = |t: f32| {
+            let (wa, wb) = (((1.0 - t) * theta).sin() / theta.sin(), (t * theta).sin() / theta.sin());
+            vec![wa * a[0] + wb * b[0], wa * a[1] + wb * b[1]]
+        };
+        let (alpha, beta) = parts(&plain(0.25));
         assert!(beta * beta / (alpha * alpha + beta * beta) < 0.15);
         for share in [0.0f32, 0.5, 1.0] {
-            let (x, y) = (slerp_by_share(&a, &b, share), slerp(&a, &b, share));
+            let (x, y) = (slerp_by_share(&a, &b, share), plain(share));
             assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-6), "{share}: {x:?} {y:?}");
         }
         // The norm moves linearly with the share; parallel codes interpolate linearly.
