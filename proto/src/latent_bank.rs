@@ -22,7 +22,24 @@
 //! service places those segments at the same hop, so the overlap of two neighbours is the same
 //! stretch of the same track, decoded twice — the cross-fade joins matching beats and phrases
 //! instead of two unrelated clips. The start is chosen so the walk fits in its run when the run is
-//! long enough; past a run's end it continues with the next run (another track).
+//! long enough.
+//!
+//! # Past a run's end: where the music goes on most alike
+//!
+//! A clip longer than a run (a demo stretch is 9 tiles, 33 s; a clip may be 120 s) must go on
+//! elsewhere. It used to go on with the next stored run — as often as not another track, in
+//! another key, tempo and texture, cut in mid-phrase. It now goes on the way unit-selection
+//! synthesis and the Infinite Jukebox join their pieces: among the genre's codes in *other* runs,
+//! it finds the one most like the run's last code and goes on with the code that *follows* it in
+//! its own track, so the join is one the music itself makes after a passage like the one just
+//! heard ([`LatentBank::continuations`]; measured in `models/demo/README.md`, "long clips").
+//! "Most like" is by the angle between the codes (cosine distance over the whole code): by
+//! Euclidean distance the codes of small norm — quiet, sparse passages — lie near everything,
+//! and the demo's walks went on about 3 dB quieter and with less beat than the music they left.
+//! Each run ranks its best join into each other run once,
+//! when a walk first needs one; a walk takes the best into a run it has not been in yet, so a
+//! 120 s clip does not go back and forth between two stretches. Every walk that fits in its run
+//! is as it was.
 //!
 //! # Or as tiles, decoded in one pass
 //!
@@ -43,6 +60,8 @@
 //! f16 keeps a code to ~3 significant digits, far finer than the posterior's own spread; its
 //! SHA-256 is in the manifest like the decoder's.
 
+use std::sync::OnceLock;
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -52,6 +71,11 @@ use crate::generation::{blend_centroids, normal_from};
 
 /// File name of the bank inside a bundle.
 pub const LATENT_BANK_FILE: &str = "latent_bank.bin";
+/// How many other runs a run's [`LatentBank::continuations`] rank: enough that a walk of the
+/// longest clip (120 s, 33 tiles, four or five run ends) rarely has to go back into a run it has
+/// been in.
+pub const CONTINUATIONS_PER_RUN: usize = 8;
+
 /// Element type of the bank file, as the manifest names it.
 pub const LATENT_BANK_DTYPE: &str = "float16";
 /// Bytes per stored value.
@@ -107,6 +131,9 @@ pub struct LatentBank {
     codes: Vec<f32>,
     sigma: Vec<f32>,
     hop_frames: Option<usize>,
+    /// Per genre and run, where a walk may go on past the run's last code, best first
+    /// ([`LatentBank::continuations`]); computed when a walk first runs past a run's end.
+    continuations: OnceLock<Vec<Vec<Vec<usize>>>>,
 }
 
 impl LatentBank {
@@ -170,6 +197,7 @@ impl LatentBank {
             codes,
             sigma: info.sigma.clone(),
             hop_frames: info.hop_frames,
+            continuations: OnceLock::new(),
         })
     }
 
@@ -212,10 +240,11 @@ impl LatentBank {
     ///    in order whatever its weight (so a weight sweep at one seed moves between the same codes,
     ///    and a morph's genres keep their tracks), drawn uniformly among the starts from which the
     ///    clip's `steps` codes fit in their run (a run shorter than that offers its first code);
-    /// 2. each weighted genre contributes the code `step` places after its start (continuing into
-    ///    the next run past the end); they are combined by successive spherical interpolation in
-    ///    genre order, `z ← slerp_by_share(z, c_g, w_g / (w_1 + … + w_g))`, which gives each code's
-    ///    direction its weight's share of the code's energy;
+    /// 2. each weighted genre contributes the code `step` places after its start, going on past a
+    ///    run's end with its best [`LatentBank::continuations`] in a run it has not been in; they
+    ///    are combined by successive spherical interpolation in genre order,
+    ///    `z ← slerp_by_share(z, c_g, w_g / (w_1 + … + w_g))`, which gives each code's direction
+    ///    its weight's share of the code's energy;
     /// 3. `z += temperature · sigma ⊙ ε`, `ε ~ N(0, I)` from stream `step + 1` of the same seed.
     ///
     /// A weighted genre with no code in the bank contributes its `centroids` row instead.
@@ -243,7 +272,7 @@ impl LatentBank {
                 continue;
             }
             let code: Vec<f32> = match start {
-                Some(start) => self.code(g, (start + step) % self.count(g)).to_vec(),
+                Some(start) => self.code(g, self.walk_index(g, *start, step)).to_vec(),
                 None => centroids.get(g).cloned().unwrap_or_else(|| vec![0.0; self.latent_dim]),
             };
             total += weight;
@@ -262,9 +291,98 @@ impl LatentBank {
         z
     }
 
+    /// Index (within genre `genre`) of the code `step` places along a walk from `start`: the next
+    /// code of the run, or past a run's last code the first of its [`LatentBank::continuations`]
+    /// in a run the walk has not been in yet (the first of them when it has been in all).
+    fn walk_index(&self, genre: usize, start: usize, step: usize) -> usize {
+        let ends = self.run_ends(genre);
+        let run_of = |index: usize| ends.partition_point(|&end| end <= index);
+        let mut visited = vec![run_of(start)];
+        let mut index = start;
+        for _ in 0..step {
+            index = match ends.binary_search(&(index + 1)) {
+                Ok(run) => {
+                    let ranked = self.continuations(genre, run);
+                    let fresh = ranked.iter().find(|&&next| !visited.contains(&run_of(next)));
+                    let next = fresh.or(ranked.first()).copied().unwrap_or((index + 1) % self.count(genre));
+                    visited.push(run_of(next));
+                    next
+                }
+                Err(_) => index + 1,
+            };
+        }
+        index
+    }
+
+    /// Per run of genre `genre`, the index one past its last code.
+    fn run_ends(&self, genre: usize) -> Vec<usize> {
+        self.runs[genre]
+            .iter()
+            .scan(0, |end, &length| {
+                *end += length;
+                Some(*end)
+            })
+            .collect()
+    }
+
+    /// Where a walk may go on after the last code of run `run` of genre `genre`, best first: for
+    /// each of the genre's other runs (at most [`CONTINUATIONS_PER_RUN`]), the code that follows
+    /// that run's code nearest the last code (module docs, "past a run's end"), ranked by that
+    /// distance. Only codes with at least half their run from them on are joined into, so a join
+    /// is not followed one tile later by the next (joining wherever the codes were nearest, a demo
+    /// walk could land on a run's last code and hop on after 3.7 s). Empty where no other run has
+    /// such a code.
+    pub fn continuations(&self, genre: usize, run: usize) -> &[usize] {
+        &self.continuation_table()[genre][run]
+    }
+
+    /// Ranks every run's continuations now rather than in the first walk that needs them (the
+    /// service's warm-up: about 0.1 s for the demo's bank, 1 424 codes of 2 560 values).
+    pub fn precompute_continuations(&self) {
+        self.continuation_table();
+    }
+
+    fn continuation_table(&self) -> &[Vec<Vec<usize>>] {
+        self.continuations.get_or_init(|| (0..self.runs.len()).map(|g| self.continuations_of(g)).collect())
+    }
+
+    fn continuations_of(&self, genre: usize) -> Vec<Vec<usize>> {
+        let ends = self.run_ends(genre);
+        // 1 − cosine: the angle between codes, whatever their norms (module docs).
+        let distance = |a: &[f32], b: &[f32]| -> f32 {
+            let (dot, aa, bb) = a
+                .iter()
+                .zip(b)
+                .fold((0.0f32, 0.0f32, 0.0f32), |(dot, aa, bb), (x, y)| (dot + x * y, aa + x * x, bb + y * y));
+            1.0 - dot / (aa * bb).sqrt().max(f32::MIN_POSITIVE)
+        };
+        (0..ends.len())
+            .map(|run| {
+                let last = self.code(genre, ends[run] - 1);
+                // The best join into each other run: (distance, the code after the nearest one).
+                let mut joins: Vec<(f32, usize)> = Vec::new();
+                let mut run_start = 0;
+                for (other, &end) in ends.iter().enumerate() {
+                    if other != run {
+                        // At least half the run after the join, so one join is not followed at
+                        // once by the next.
+                        let latest = end - (end - run_start).div_ceil(2);
+                        let nearest = (run_start + 1..=latest)
+                            .map(|next| (distance(self.code(genre, next - 1), last), next))
+                            .min_by(|a, b| a.0.total_cmp(&b.0));
+                        joins.extend(nearest);
+                    }
+                    run_start = end;
+                }
+                joins.sort_by(|a, b| a.0.total_cmp(&b.0));
+                joins.into_iter().take(CONTINUATIONS_PER_RUN).map(|(_, next)| next).collect()
+            })
+            .collect()
+    }
+
     /// Index (within genre `genre`) of the first code of a walk of `steps` codes drawn by `draw`:
     /// uniformly among the starts from which the walk stays in its run (a run shorter than the walk
-    /// offers its first code, and the walk continues into the next run).
+    /// offers its first code, and the walk goes on past its end by [`LatentBank::continuations`]).
     ///
     /// Uniform over *starts*, not over codes: drawing a code and moving it back into its run gave
     /// the last start of every run the draws of all the codes after it — in the demo's tiled bank
@@ -489,11 +607,69 @@ mod tests {
         }
         assert!(drawn.iter().enumerate().all(|(k, &n)| (n > 0) == [0, 1, 2, 5].contains(&k)), "{drawn:?}");
         assert!([0, 1, 2, 5].iter().all(|&k| (850..1150).contains(&drawn[k])), "{drawn:?}");
-        // A walk longer than every run continues into the next one.
-        let long: Vec<f32> = (0..6).map(|i| bank.walk(&centroids, &[1.0], 0.0, 1, i, 6)[0]).collect();
-        assert!(long.windows(2).all(|w| w[1] == (w[0] + 1.0) % 8.0), "{long:?}");
+        // A walk longer than every run goes on past a run's end where the other run has a code
+        // like its last one: after code 4, code 6 (whose predecessor 5 is nearest 4); after code
+        // 7, code 2 (whose predecessor 1 is the nearest of the codes with half their run after).
+        for seed in 0..20 {
+            let long: Vec<f32> = (0..8).map(|i| bank.walk(&centroids, &[1.0], 0.0, seed, i, 8)[0]).collect();
+            let expected = |k: f32| match k as usize {
+                4 => 6.0,
+                7 => 2.0,
+                _ => k + 1.0,
+            };
+            assert!(long.windows(2).all(|w| w[1] == expected(w[0])), "seed {seed}: {long:?}");
+        }
         // Step 0 of a walk is what `sample` gives.
         assert_eq!(bank.sample(&centroids, &[1.0], 0.0, 9), bank.walk(&centroids, &[1.0], 0.0, 9, 0, 1));
+    }
+
+    #[test]
+    fn past_a_run_a_walk_goes_on_after_the_passage_most_like_its_end() {
+        // One genre, three runs of codes whose direction is what they sound like and whose norm
+        // how loud: a goes from x to a quiet y; b from a faint, halfway x–z code to a loud z; c
+        // from a loud y to x, then z.
+        let codes = [
+            [9.0, 0.0, 0.0],
+            [5.0, 5.0, 0.0],
+            [0.0, 1.0, 0.0], // run a (0–2)
+            [0.25, 0.0, 0.25],
+            [0.0, 0.0, 9.0],
+            [0.0, 0.0, 8.0], // run b (3–5), the next stored run
+            [0.0, 9.0, 1.0],
+            [9.0, 0.0, 0.0],
+            [8.0, 1.0, 0.0],
+            [0.0, 0.0, 7.0], // run c (6–9)
+        ];
+        let flat: Vec<f32> = codes.iter().flatten().copied().collect();
+        let (info, bytes) = bank_info(&flat, vec![vec![3, 3, 4]], vec![0.0; 3]);
+        let bank = LatentBank::from_bytes(&info, 1, 3, &bytes).unwrap();
+        // After a's quiet y (index 2) the walk goes on after c's loud y: with code 7. By Euclidean
+        // distance b's faint code (squared distance 1.1, against c's 65) would have won; by angle
+        // it is 90° away and ranks second. Only codes with half their run after them are joined
+        // into: b's after its first code (4), c's after its first two (7, 8).
+        assert_eq!(bank.continuations(0, 0), &[7, 4]);
+        // After b's z: c after its y with a little z (7), then a after its x (1).
+        assert_eq!(bank.continuations(0, 1), &[7, 1]);
+        // After c's z: b after its halfway x–z code (4), then a (1); never c itself.
+        assert_eq!(bank.continuations(0, 2), &[4, 1]);
+        let centroids = vec![vec![0.0; 3]];
+        // A walk of 8 from a's start (no run holds 8, so only run starts are drawn): all of a,
+        // then c from code 7; past c's end b ranks first and was not heard: b from code 4.
+        let walks: Vec<Vec<Vec<f32>>> =
+            (0..40).map(|seed| (0..8).map(|i| bank.walk(&centroids, &[1.0], 0.0, seed, i, 8)).collect()).collect();
+        let from_a = walks.iter().find(|w| w[0] == bank.code(0, 0)).expect("a walk starting in a");
+        let expected: Vec<&[f32]> = [0, 1, 2, 7, 8, 9, 4, 5].iter().map(|&k| bank.code(0, k)).collect();
+        assert_eq!(from_a.iter().map(Vec::as_slice).collect::<Vec<_>>(), expected);
+        // From c, past its end b (4, 5), then past b's end c ranks first but was heard: a (1, 2).
+        let from_c = walks.iter().find(|w| w[0] == bank.code(0, 6)).expect("a walk starting in c");
+        let expected: Vec<&[f32]> = [6, 7, 8, 9, 4, 5, 1, 2].iter().map(|&k| bank.code(0, k)).collect();
+        assert_eq!(from_c.iter().map(Vec::as_slice).collect::<Vec<_>>(), expected);
+        // A genre of one run has no other run to go on in: it wraps to its first code.
+        let (info, bytes) = bank_info(&[1.0, 2.0], vec![vec![2]], vec![0.0]);
+        let single = LatentBank::from_bytes(&info, 1, 1, &bytes).unwrap();
+        assert!(single.continuations(0, 0).is_empty());
+        let wrapped: Vec<f32> = (0..4).map(|i| single.walk(&[vec![0.0]], &[1.0], 0.0, 3, i, 4)[0]).collect();
+        assert_eq!(wrapped, vec![1.0, 2.0, 1.0, 2.0]);
     }
 
     #[test]

@@ -168,7 +168,12 @@ impl Generator {
 
     /// Decodes one row through the batcher: readiness means this has succeeded once. It may take
     /// up to [`WARM_UP_TIMEOUT`], not the request deadline: a first CUDA inference tunes kernels.
+    /// Also ranks the bank's continuations, so the first clip longer than a bank stretch does
+    /// not pay for them.
     pub async fn warm_up(&self) -> Result<(), GenerateError> {
+        if let Some(bank) = &self.latent_bank {
+            bank.precompute_continuations();
+        }
         let genres = self.manifest.genres.len();
         let mut weights = vec![0.0; genres];
         weights[0] = 1.0;
