@@ -36,9 +36,11 @@
 //! "Most like" is by the angle between the codes (cosine distance over the whole code): by
 //! Euclidean distance the codes of small norm — quiet, sparse passages — lie near everything,
 //! and the demo's walks went on about 3 dB quieter and with less beat than the music they left.
-//! Each run ranks its best join into each other run once,
-//! when a walk first needs one; a walk takes the best into a run it has not been in yet, so a
-//! 120 s clip does not go back and forth between two stretches. Every walk that fits in its run
+//! The angle alone still lost beat across the join (a stretch's end is often a fade, and it went
+//! on after fades), so for latent maps the cost adds how unlike the two stretches' rhythms are,
+//! read from the codes' own rise along time. Each run ranks its best join into each other run
+//! once, when a walk first needs one; a walk takes the best into a run it has not been in yet, so
+//! a 120 s clip does not go back and forth between two stretches. Every walk that fits in its run
 //! is as it was.
 //!
 //! # Or as tiles, decoded in one pass
@@ -75,6 +77,18 @@ pub const LATENT_BANK_FILE: &str = "latent_bank.bin";
 /// longest clip (120 s, 33 tiles, four or five run ends) rarely has to go back into a run it has
 /// been in.
 pub const CONTINUATIONS_PER_RUN: usize = 8;
+
+/// Weight of the rhythm term in a join's cost ([`LatentBank::continuations`]), next to the
+/// angle between the codes. On the demo's 60 s clips (`models/demo/README.md`, "long clips"), 0
+/// lost the beat across the join (pulse 0.84 → 0.79); 0.5 keeps it (0.84), at a larger change
+/// of spectrum at orchestral's joins than the angle alone makes; 1 barely adds to 0.5's beat and
+/// widens the joins.
+pub const RHYTHM_WEIGHT: f32 = 0.5;
+
+/// The lags, in latent columns, of a code's rhythm signature ([`LatentBank::continuations`]):
+/// 0.19–1.1 s at the demo's 93 ms columns, the judge's beat periods (0.3–1.0 s) and a little
+/// either side.
+const RHYTHM_LAGS: std::ops::RangeInclusive<usize> = 2..=12;
 
 /// Element type of the bank file, as the manifest names it.
 pub const LATENT_BANK_DTYPE: &str = "float16";
@@ -131,6 +145,9 @@ pub struct LatentBank {
     codes: Vec<f32>,
     sigma: Vec<f32>,
     hop_frames: Option<usize>,
+    /// Latent columns per code when the codes are latent maps (the manifest's
+    /// `latent_time_cells`): what a code's rhythm signature is read along.
+    time_columns: Option<usize>,
     /// Per genre and run, where a walk may go on past the run's last code, best first
     /// ([`LatentBank::continuations`]); computed when a walk first runs past a run's end.
     continuations: OnceLock<Vec<Vec<Vec<usize>>>>,
@@ -197,8 +214,19 @@ impl LatentBank {
             codes,
             sigma: info.sigma.clone(),
             hop_frames: info.hop_frames,
+            time_columns: None,
             continuations: OnceLock::new(),
         })
+    }
+
+    /// The bank with codes that are latent maps of `columns` columns along time (the manifest's
+    /// `latent_time_cells`), so that joins past a run's end also weigh rhythm
+    /// ([`LatentBank::continuations`]). Without it, or with too few columns for the signature's
+    /// lags, joins weigh the codes' angle alone.
+    pub fn with_time_columns(mut self, columns: Option<usize>) -> Self {
+        self.time_columns = columns.filter(|&c| c > *RHYTHM_LAGS.end() + 1 && self.latent_dim.is_multiple_of(c));
+        self.continuations = OnceLock::new();
+        self
     }
 
     /// Encodes `[N][Z]` codes (row-major) as the bank file's bytes.
@@ -327,11 +355,18 @@ impl LatentBank {
 
     /// Where a walk may go on after the last code of run `run` of genre `genre`, best first: for
     /// each of the genre's other runs (at most [`CONTINUATIONS_PER_RUN`]), the code that follows
-    /// that run's code nearest the last code (module docs, "past a run's end"), ranked by that
-    /// distance. Only codes with at least half their run from them on are joined into, so a join
-    /// is not followed one tile later by the next (joining wherever the codes were nearest, a demo
-    /// walk could land on a run's last code and hop on after 3.7 s). Empty where no other run has
-    /// such a code.
+    /// that run's code nearest the last code (module docs, "past a run's end"), ranked by the
+    /// join's cost: `1 − cos` between the two codes, plus for latent maps
+    /// ([`LatentBank::with_time_columns`]) [`RHYTHM_WEIGHT`] × `(1 − cos) / 2` between the two
+    /// runs' rhythm signatures — the autocorrelation, at lags of 2–12 columns, of the code's rise
+    /// from column to column (the mean over its rows of the positive change: the latent's own
+    /// onset envelope), averaged over the run and less the genre's average. The angle matches the
+    /// texture and level at the join (a stretch's end is often a fade, so alone it went on after
+    /// fades, with less beat); the rhythm asks for a stretch that moves like the one being left,
+    /// as unit selection adds a target cost to its join cost. Only codes with at least half their
+    /// run from them on are joined into, so a join is not followed one tile later by the next
+    /// (joining wherever the codes were nearest, a demo walk could land on a run's last code and
+    /// hop on after 3.7 s). Empty where no other run has such a code.
     pub fn continuations(&self, genre: usize, run: usize) -> &[usize] {
         &self.continuation_table()[genre][run]
     }
@@ -348,6 +383,7 @@ impl LatentBank {
 
     fn continuations_of(&self, genre: usize) -> Vec<Vec<usize>> {
         let ends = self.run_ends(genre);
+        let rhythms = self.run_rhythms(genre, &ends);
         // 1 − cosine: the angle between codes, whatever their norms (module docs).
         let distance = |a: &[f32], b: &[f32]| -> f32 {
             let (dot, aa, bb) = a
@@ -367,8 +403,10 @@ impl LatentBank {
                         // At least half the run after the join, so one join is not followed at
                         // once by the next.
                         let latest = end - (end - run_start).div_ceil(2);
+                        let rhythm =
+                            rhythms.as_ref().map_or(0.0, |r| RHYTHM_WEIGHT * distance(&r[run], &r[other]) / 2.0);
                         let nearest = (run_start + 1..=latest)
-                            .map(|next| (distance(self.code(genre, next - 1), last), next))
+                            .map(|next| (distance(self.code(genre, next - 1), last) + rhythm, next))
                             .min_by(|a, b| a.0.total_cmp(&b.0));
                         joins.extend(nearest);
                     }
@@ -378,6 +416,32 @@ impl LatentBank {
                 joins.into_iter().take(CONTINUATIONS_PER_RUN).map(|(_, next)| next).collect()
             })
             .collect()
+    }
+
+    /// Per run of genre `genre` (ending at `ends`), its rhythm signature less the genre's mean
+    /// ([`LatentBank::continuations`]); `None` for codes without a time axis.
+    fn run_rhythms(&self, genre: usize, ends: &[usize]) -> Option<Vec<Vec<f32>>> {
+        let columns = self.time_columns?;
+        let count = self.count(genre);
+        let signatures: Vec<Vec<f32>> = (0..count).map(|i| rhythm_signature(self.code(genre, i), columns)).collect();
+        let lags = RHYTHM_LAGS.count();
+        let mean: Vec<f32> =
+            (0..lags).map(|k| signatures.iter().map(|s| s[k]).sum::<f32>() / count.max(1) as f32).collect();
+        let mut start = 0;
+        let runs = ends
+            .iter()
+            .map(|&end| {
+                let sum = (start..end).fold(vec![0.0f32; lags], |mut sum, i| {
+                    for ((total, value), centre) in sum.iter_mut().zip(&signatures[i]).zip(&mean) {
+                        *total += value - centre;
+                    }
+                    sum
+                });
+                start = end;
+                sum
+            })
+            .collect();
+        Some(runs)
     }
 
     /// Index (within genre `genre`) of the first code of a walk of `steps` codes drawn by `draw`:
@@ -443,6 +507,24 @@ pub fn slerp_by_share(a: &[f32], b: &[f32], share: f32) -> Vec<f32> {
     let (wa, wb) = ((omega - angle).sin() / omega.sin(), angle.sin() / omega.sin());
     let scale = (1.0 - share) * na + share * nb;
     a.iter().zip(b).map(|(&x, &y)| ((wa * f64::from(x) / na + wb * f64::from(y) / nb) * scale) as f32).collect()
+}
+
+/// A latent map's rhythm (`code` as `[rows][columns]`, row-major: channel-major maps are rows of
+/// `columns` values along time): the autocorrelation at [`RHYTHM_LAGS`] of its rise, the mean
+/// over rows of the positive change from each column to the next, less its mean; normalised by
+/// the rise's energy.
+fn rhythm_signature(code: &[f32], columns: usize) -> Vec<f32> {
+    let rows = code.len() / columns;
+    let mut rise = vec![0.0f32; columns - 1];
+    for row in code.chunks_exact(columns) {
+        for (total, pair) in rise.iter_mut().zip(row.windows(2)) {
+            *total += (pair[1] - pair[0]).max(0.0) / rows as f32;
+        }
+    }
+    let mean = rise.iter().sum::<f32>() / rise.len() as f32;
+    rise.iter_mut().for_each(|value| *value -= mean);
+    let energy = rise.iter().map(|value| value * value).sum::<f32>().max(f32::MIN_POSITIVE);
+    RHYTHM_LAGS.map(|lag| rise.iter().zip(&rise[lag..]).map(|(a, b)| a * b).sum::<f32>() / energy).collect()
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -670,6 +752,30 @@ mod tests {
         assert!(single.continuations(0, 0).is_empty());
         let wrapped: Vec<f32> = (0..4).map(|i| single.walk(&[vec![0.0]], &[1.0], 0.0, 3, i, 4)[0]).collect();
         assert_eq!(wrapped, vec![1.0, 2.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn with_a_time_axis_a_join_also_asks_for_the_rhythm_it_leaves() {
+        // Latent maps of one row of 16 columns: a constant bed (which sets the angle between the
+        // codes and has no rise) plus beats every 4 or every 6 columns.
+        let code = |period: usize, extra: f32| -> Vec<f32> {
+            (0..16).map(|t| 10.0 + if t % period == 0 { 1.0 } else { 0.0 } + if t == 1 { extra } else { 0.0 }).collect()
+        };
+        // Run a beats every 4; run b starts with a code equal to a's last, then beats every 6;
+        // run c starts with a code a little off a's last and beats every 4 throughout.
+        let codes = [code(4, 0.0), code(4, 0.0), code(4, 0.0), code(6, 0.0), code(4, 0.5), code(4, 0.0)];
+        let flat: Vec<f32> = codes.concat();
+        let (info, bytes) = bank_info(&flat, vec![vec![2, 2, 2]], vec![0.0; 16]);
+        let plain = LatentBank::from_bytes(&info, 1, 16, &bytes).unwrap();
+        // By the codes' angle alone, b's first code is a's last: b (code 3) ranks first.
+        assert_eq!(plain.continuations(0, 0), &[3, 5]);
+        // With the time axis, b moves every 6 where a moved every 4: c (code 5) ranks first.
+        let timed = plain.clone().with_time_columns(Some(16));
+        assert_eq!(timed.continuations(0, 0), &[5, 3]);
+        // Too few columns for the signature's lags, or a layout that does not divide the code:
+        // the angle alone.
+        assert_eq!(plain.clone().with_time_columns(Some(8)).continuations(0, 0), &[3, 5]);
+        assert_eq!(plain.with_time_columns(Some(15)).continuations(0, 0), &[3, 5]);
     }
 
     #[test]

@@ -547,7 +547,7 @@ impl Manifest {
                     LatentBank::from_bytes(info, manifest.genres.len(), manifest.latent_dim, &bytes).map_err(|e| {
                         ManifestError::InvalidField { field: format!("latent_bank.{}", e.field), message: e.message }
                     })?;
-                Some(bank)
+                Some(bank.with_time_columns(manifest.latent_time_cells))
             }
         };
         Ok(LoadedBundle { manifest, dir: bundle_dir.to_path_buf(), decoder_path, decoder_bytes, latent_bank })
