@@ -21,6 +21,11 @@ pub struct JudgeConfig {
     pub pairs: Vec<String>,
     /// Windows (each `seconds` long) of a morph clip from `a` to `b`; 0 skips morphs.
     pub morph_windows: usize,
+    /// Seeds of the morph clips of each pair, whose windows' `P(b)` are averaged. Empty (the
+    /// default): one morph per pair, at the first of `seeds`. A morph's later windows lie where
+    /// its walks leave their bank stretches, and one seed's figure moved from 0.49 to 1.00 with
+    /// the rule for that join (`models/demo/README.md`, "long clips").
+    pub morph_seeds: Vec<u64>,
     /// Most excerpts cut from one reference track (evenly spaced along it).
     pub max_excerpts_per_track: usize,
     /// Extra request fields for every generated clip (e.g. `temperature`, `sampler`), as a client
@@ -46,6 +51,7 @@ impl Default for JudgeConfig {
             sweep_weights: vec![0.0, 0.25, 0.5, 0.75, 1.0],
             pairs: Vec::new(),
             morph_windows: 3,
+            morph_seeds: Vec::new(),
             max_excerpts_per_track: 4,
             request: Vec::new(),
             classifier_reference: None,
@@ -60,6 +66,15 @@ impl JudgeConfig {
         let text =
             std::fs::read_to_string(path).map_err(|source| JudgeError::Io { path: path.to_path_buf(), source })?;
         toml::from_str(&text).map_err(|e| JudgeError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The seeds of each pair's morph clips: `morph_seeds`, or the first of `seeds`.
+    pub fn morph_clip_seeds(&self) -> Vec<u64> {
+        if self.morph_seeds.is_empty() {
+            self.seeds.iter().take(1).copied().collect()
+        } else {
+            self.morph_seeds.clone()
+        }
     }
 
     /// Checks every field; the error names the first bad one.
@@ -124,6 +139,16 @@ mod tests {
 
     fn genres() -> Vec<String> {
         ["cn", "edm", "rock"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn morphs_take_the_first_seed_unless_given_their_own() {
+        let config = JudgeConfig::default();
+        assert_eq!(config.morph_clip_seeds(), vec![1]);
+        let own = JudgeConfig { morph_seeds: vec![3, 4, 5], ..JudgeConfig::default() };
+        assert_eq!(own.morph_clip_seeds(), vec![3, 4, 5]);
+        let parsed: JudgeConfig = toml::from_str("morph_seeds = [7, 8]").unwrap();
+        assert_eq!(parsed.morph_clip_seeds(), vec![7, 8]);
     }
 
     #[test]

@@ -299,14 +299,16 @@ fn morph_curve(
 ) -> Result<MorphCurve, JudgeError> {
     let windows = config.morph_windows;
     let morph = format!("{}:1 -> {}:1", genres[a], genres[b]);
-    let seed = config.seeds[0];
-    let samples =
-        service.generate(&ClipRequest::morph(&morph, seed, config.seconds * windows as f32, &config.request))?;
-    let mut p_b = Vec::new();
-    let mut centres = Vec::new();
-    for (k, chunk) in samples.chunks_exact(window).take(windows).enumerate() {
-        p_b.push(share_of_b(&classifier.probabilities(&analysis.analyze(chunk).features), (a, b)));
-        centres.push((k as f64 + 0.5) * f64::from(config.seconds));
+    let seeds = config.morph_clip_seeds();
+    let mut p_b = vec![0.0; windows];
+    for &seed in &seeds {
+        let samples =
+            service.generate(&ClipRequest::morph(&morph, seed, config.seconds * windows as f32, &config.request))?;
+        for (sum, chunk) in p_b.iter_mut().zip(samples.chunks_exact(window)) {
+            *sum +=
+                share_of_b(&classifier.probabilities(&analysis.analyze(chunk).features), (a, b)) / seeds.len() as f64;
+        }
     }
-    Ok(MorphCurve { a: genres[a].clone(), b: genres[b].clone(), window_seconds: centres, p_b })
+    let centres = (0..windows).map(|k| (k as f64 + 0.5) * f64::from(config.seconds)).collect();
+    Ok(MorphCurve { a: genres[a].clone(), b: genres[b].clone(), window_seconds: centres, p_b, clips: seeds.len() })
 }

@@ -40,6 +40,9 @@ struct Cli {
     /// their mean, and 4 seeds (the default) leave it noisy.
     #[arg(long)]
     sweep_clips_per_weight: Option<u64>,
+    /// Morph clips per pair (seeds 1..=N), their windows averaged; one (the first seed) by default.
+    #[arg(long)]
+    morph_clips_per_pair: Option<u64>,
     /// Explicit seeds of the per-genre clips, e.g. 1,2,3 (overrides --clips-per-genre).
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
@@ -89,6 +92,9 @@ fn main() -> Result<()> {
     }
     if let Some(n) = cli.sweep_clips_per_weight {
         config.sweep_seeds = (1..=n).collect();
+    }
+    if let Some(n) = cli.morph_clips_per_pair {
+        config.morph_seeds = (1..=n).collect();
     }
     if let Some(seconds) = cli.seconds {
         config.seconds = seconds;

@@ -139,8 +139,10 @@ pub struct MorphCurve {
     pub b: String,
     /// Window centres in seconds.
     pub window_seconds: Vec<f64>,
-    /// `P(b) / (P(a) + P(b))` per window.
+    /// `P(b) / (P(a) + P(b))` per window, the mean over the morph clips.
     pub p_b: Vec<f64>,
+    /// Morph clips averaged (one per seed of `morph_seeds`).
+    pub clips: usize,
 }
 
 /// One generated `blend=g:1` clip as the classifier heard it: which clips of a genre are missed
@@ -302,7 +304,16 @@ impl JudgeReport {
         }
         for morph in &self.morphs {
             let points: Vec<String> = morph.p_b.iter().map(|p| format!("{p:.2}")).collect();
-            let _ = writeln!(out, "morph {} → {}: P({}) per window {}", morph.a, morph.b, morph.b, points.join(" "));
+            let _ = writeln!(
+                out,
+                "morph {} → {}: P({}) per window {} ({} clip{})",
+                morph.a,
+                morph.b,
+                morph.b,
+                points.join(" "),
+                morph.clips,
+                if morph.clips == 1 { "" } else { "s" }
+            );
         }
         out
     }
