@@ -28,12 +28,13 @@
 //! and its optimiser are checkpointed beside the VAE, so `--resume` continues both; `eval` and
 //! `export` read the VAE as from any run.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use melfuse_models::{
     feature_matching_loss, hinge_critic_loss, hinge_generator_loss, kl_divergence, Discriminator, DiscriminatorConfig,
     Vae, VaeLossConfig,
@@ -80,6 +81,15 @@ pub struct AdversarialConfig {
     /// Not written when 0, so runs from before the field keep their settings hash and resume.
     #[serde(skip_serializing_if = "is_default")]
     pub frozen_decoder_blocks: usize,
+    /// Per-genre factors on the critic's pull (`{ cn = 0.0 }`; unnamed genres 1). The pull is
+    /// balanced against the reconstruction terms on the whole batch as before, then scaled draw by
+    /// draw by its genre's factor, so the other genres feel the same critic and a genre at 0 is
+    /// tuned by the reconstruction terms alone. The critic still learns from every genre. Why:
+    /// on the wide decoder the critic at either weight turned cn towards orchestral (recognised
+    /// 0.95 → 0.79, `models/demo/README.md`, "a wider decoder"). Not written when empty, so runs
+    /// from before the field keep their settings hash and resume.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub genre_weights: BTreeMap<String, f64>,
 }
 
 impl Default for AdversarialConfig {
@@ -92,6 +102,7 @@ impl Default for AdversarialConfig {
             critic_learning_rate: 2e-4,
             critic_widths: vec![32, 64, 128, 128],
             frozen_decoder_blocks: 0,
+            genre_weights: BTreeMap::new(),
         }
     }
 }
@@ -105,6 +116,9 @@ impl AdversarialConfig {
         }
         if !(self.feature_matching.is_finite() && self.feature_matching >= 0.0) {
             return Err(("adversarial.feature_matching", format!("{} must be finite and ≥ 0", self.feature_matching)));
+        }
+        if let Some((genre, w)) = self.genre_weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+            return Err(("adversarial.genre_weights", format!("{genre} = {w} must be a finite factor ≥ 0")));
         }
         if !positive(self.max_balance) {
             return Err(("adversarial.max_balance", format!("{} must be positive", self.max_balance)));
@@ -131,6 +145,18 @@ impl AdversarialConfig {
             });
         }
         Ok(())
+    }
+
+    /// The factor on the critic's pull for each of the run's genres `names`, in their order; `Err`
+    /// names a `genre_weights` key that is not one of them.
+    pub fn genre_factors(&self, names: &[String]) -> Result<Vec<f32>, FitError> {
+        if let Some(unknown) = self.genre_weights.keys().find(|k| !names.contains(k)) {
+            return Err(FitError::InvalidConfig {
+                field: "adversarial.genre_weights",
+                detail: format!("names `{unknown}`, which is not a genre of the run ({})", names.join(", ")),
+            });
+        }
+        Ok(names.iter().map(|name| self.genre_weights.get(name).copied().unwrap_or(1.0) as f32).collect())
     }
 
     /// The critic's architecture for `n_genres` conditioning genres.
@@ -183,6 +209,18 @@ pub struct StepNumbers {
     pub adversarial: AdversarialMetrics,
 }
 
+/// Each draw's factor on the critic's pull, `[B, 1, 1, 1]` from its one-hot genre row (a blend
+/// row mixes its genres' factors); `None` when every factor is 1.
+fn per_draw_factors(genres: &Tensor<2>, factors: &[f32]) -> Option<Tensor<4>> {
+    if factors.iter().all(|&f| f == 1.0) {
+        return None;
+    }
+    let rows = genres.clone().without_autodiff();
+    let [batch, n_genres] = rows.dims();
+    let column = Tensor::<2>::from_data(TensorData::new(factors.to_vec(), [n_genres, 1]), &rows.device());
+    Some(rows.matmul(column).reshape([batch, 1, 1, 1]))
+}
+
 fn norm(tensor: &Tensor<4>) -> f64 {
     scalar(tensor.clone().square().sum()).sqrt()
 }
@@ -212,6 +250,8 @@ pub struct StepInput<'a> {
     pub index: u64,
     /// The decoder's learning rate for this step.
     pub lr: f64,
+    /// The critic's pull per conditioning genre ([`AdversarialConfig::genre_factors`]).
+    pub genre_factors: &'a [f32],
 }
 
 /// One step of the stage (module docs). `Ok(None)` when a value was not finite: neither network
@@ -222,7 +262,8 @@ pub fn step(
     critic: &mut Critic,
     input: StepInput<'_>,
 ) -> Result<Option<StepNumbers>, FitError> {
-    let StepInput { images, genres, eps, losses, settings, index, lr } = input;
+    let StepInput { images, genres, eps, losses, settings, index, lr, genre_factors } = input;
+    let draw_factors = per_draw_factors(&genres, genre_factors);
     let inner = images.clone().without_autodiff();
     let (mu, logvar) = model.encoder.valid().forward(inner);
     let (mu, logvar) = (mu.autodiff(), logvar.autodiff());
@@ -278,6 +319,10 @@ pub fn step(
         return Ok(None);
     }
 
+    let grad_adversarial = match draw_factors {
+        Some(factors) => grad_adversarial * factors,
+        None => grad_adversarial,
+    };
     let combined = grad_reconstruction + grad_adversarial.mul_scalar(balance);
     let surrogate = (decoded * combined.autodiff()).sum();
     let grads = GradientsParams::from_grads(surrogate.backward(), &*model);

@@ -300,6 +300,10 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
         tracing::warn!("the validation split has no segment of the trained genres: no validation passes");
     }
     let mut sampler = run_sampler(train_pool, config, &info.genres, run_dir)?;
+    let critic_factors = match &config.adversarial {
+        Some(settings) => settings.genre_factors(&info.genres)?,
+        None => Vec::new(),
+    };
     let mut metrics = MetricsWriter::open(&metrics_path(run_dir), resumed.then_some(run.state.step))?;
     if request.handle_signals {
         interrupt::install()?;
@@ -335,7 +339,16 @@ pub fn fit(request: &FitRequest, hooks: &FitHooks) -> Result<FitOutcome, FitErro
         let statistics = RunningStatistics::take(&run.model);
         let numbers = match (run.critic.as_mut(), config.adversarial.as_ref()) {
             (Some(critic), Some(settings)) => {
-                let input = StepInput { images, genres, eps, losses: &losses, settings, index, lr };
+                let input = StepInput {
+                    images,
+                    genres,
+                    eps,
+                    losses: &losses,
+                    settings,
+                    index,
+                    lr,
+                    genre_factors: &critic_factors,
+                };
                 adversarial::step(&mut run.model, &mut run.optimizer, critic, input)?.map(|numbers| StepNumbers {
                     loss: numbers.reconstruction + beta * numbers.kl,
                     reconstruction: numbers.reconstruction,
@@ -519,6 +532,7 @@ fn start(request: &FitRequest, cache: &Cache, device: &Device, hash: &str) -> Re
     model_config.validate()?;
     if let Some(settings) = &config.adversarial {
         settings.check_decoder(model_config.decoder_stages())?;
+        settings.genre_factors(&genres)?;
     }
     create_fresh(&request.run_dir)?;
     let info = RunInfo {

@@ -149,3 +149,58 @@ fn frozen_decoder_blocks_keep_the_coarse_layers_and_tune_the_rest() {
         .into_scalar::<f32>();
     assert!(moved > 1e-5, "the finest block and the output layer did not change ({moved})");
 }
+
+#[test]
+fn genre_weights_scale_the_critics_pull_draw_by_draw() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, pretrained) = spectral_run(dir.path());
+    let init = Some(InitRequest { source: pretrained.clone() });
+    let genres = RunInfo::read(&pretrained).unwrap().genres;
+    let weighted = |weight: f64, factors: &[(usize, f64)]| {
+        let mut config = stage(4);
+        if let Some(settings) = config.adversarial.as_mut() {
+            settings.weight = weight;
+            settings.genre_weights = factors.iter().map(|&(g, f)| (genres[g].clone(), f)).collect();
+        }
+        config
+    };
+    // What the tuned decoder makes of fixed codes (parameter ids differ between runs, so the
+    // records' hashes cannot be compared).
+    let device = Device::flex();
+    let z = Tensor::<2>::random([2, 16], Distribution::Normal(0.0, 1.0), &device); // small_config: latent_dim 16
+    let genre = Tensor::<2>::from_data([[1.0f32, 0.0], [0.0, 1.0]], &device);
+    let final_model = |name: &str, config: FitConfig| -> Vec<f32> {
+        let run = dir.path().join(name);
+        fit(&FitRequest { init: init.clone(), ..request(&cache, &run, config) }, &FitHooks::default())
+            .expect("adversarial stage");
+        let (model, _, _) = load_model(&run, &device).expect("tuned model");
+        model.decode(z.clone(), genre.clone()).into_data().to_vec().expect("decoded values")
+    };
+
+    // Every genre at 0: the decoder follows the reconstruction terms alone, as with weight 0.
+    let silent = final_model("silent", weighted(2.0, &[(0, 0.0), (1, 0.0)]));
+    assert_eq!(silent, final_model("no-critic", weighted(0.0, &[])));
+    // Every genre at 1 is the plain stage; one genre at 0 is neither.
+    let plain = final_model("plain", weighted(2.0, &[]));
+    assert_eq!(plain, final_model("ones", weighted(2.0, &[(0, 1.0), (1, 1.0)])));
+    assert_ne!(plain, silent);
+    let one_off = final_model("one-off", weighted(2.0, &[(0, 0.0)]));
+    assert!(one_off != plain && one_off != silent, "a genre at 0 changed nothing or everything");
+
+    // A genre the run does not have, or a negative factor: refused by name, no folder left.
+    let refused = dir.path().join("refused");
+    let mut config = weighted(2.0, &[]);
+    if let Some(settings) = config.adversarial.as_mut() {
+        settings.genre_weights.insert("jazz".into(), 0.0);
+    }
+    let message =
+        fit(&FitRequest { init, ..request(&cache, &refused, config) }, &FitHooks::default()).unwrap_err().to_string();
+    assert!(message.contains("adversarial.genre_weights") && message.contains("jazz"), "{message}");
+    assert!(!refused.exists(), "a refused run must not leave a folder");
+    let mut negative = weighted(2.0, &[]);
+    if let Some(settings) = negative.adversarial.as_mut() {
+        settings.genre_weights.insert(genres[0].clone(), -1.0);
+    }
+    let message = negative.validate().unwrap_err().to_string();
+    assert!(message.contains("adversarial.genre_weights"), "{message}");
+}
