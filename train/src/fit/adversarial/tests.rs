@@ -174,7 +174,7 @@ fn genre_weights_scale_the_critics_pull_draw_by_draw() {
         fit(&FitRequest { init: init.clone(), ..request(&cache, &run, config) }, &FitHooks::default())
             .expect("adversarial stage");
         let (model, _, _) = load_model(&run, &device).expect("tuned model");
-        model.decode(z.clone(), genre.clone()).into_data().to_vec().expect("decoded values")
+        model.decode(z.clone(), genre.clone()).into_data().try_to_vec::<f32>().expect("decoded values")
     };
 
     // Every genre at 0: the decoder follows the reconstruction terms alone, as with weight 0.
