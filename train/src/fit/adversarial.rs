@@ -41,6 +41,7 @@ use melfuse_models::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::balance::{genre_factor, invalid_genre_factor, unknown_genre};
 use super::checkpoint::record_error;
 use super::config::is_default;
 use super::trainer::scalar;
@@ -122,8 +123,8 @@ impl AdversarialConfig {
         if !(self.feature_matching.is_finite() && self.feature_matching >= 0.0) {
             return Err(("adversarial.feature_matching", format!("{} must be finite and ≥ 0", self.feature_matching)));
         }
-        if let Some((genre, w)) = self.genre_weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
-            return Err(("adversarial.genre_weights", format!("{genre} = {w} must be a finite factor ≥ 0")));
+        if let Some(detail) = invalid_genre_factor(&self.genre_weights) {
+            return Err(("adversarial.genre_weights", detail));
         }
         if !positive(self.max_balance) {
             return Err(("adversarial.max_balance", format!("{} must be positive", self.max_balance)));
@@ -155,13 +156,10 @@ impl AdversarialConfig {
     /// The factor on the critic's pull for each of the run's genres `names`, in their order; `Err`
     /// names a `genre_weights` key that is not one of them.
     pub fn genre_factors(&self, names: &[String]) -> Result<Vec<f32>, FitError> {
-        if let Some(unknown) = self.genre_weights.keys().find(|k| !names.contains(k)) {
-            return Err(FitError::InvalidConfig {
-                field: "adversarial.genre_weights",
-                detail: format!("names `{unknown}`, which is not a genre of the run ({})", names.join(", ")),
-            });
+        if let Some(detail) = unknown_genre(&self.genre_weights, names) {
+            return Err(FitError::InvalidConfig { field: "adversarial.genre_weights", detail });
         }
-        Ok(names.iter().map(|name| self.genre_weights.get(name).copied().unwrap_or(1.0) as f32).collect())
+        Ok(names.iter().map(|name| genre_factor(&self.genre_weights, name) as f32).collect())
     }
 
     /// The critic's architecture for `n_genres` conditioning genres.

@@ -137,28 +137,25 @@ impl SamplingConfig {
     /// Checks the balance and the factors; the error is `(field, detail)`.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         self.balance.checked().map_err(|detail| ("sampling.balance", detail))?;
-        if let Some((genre, w)) = self.genre_weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
-            return Err(("sampling.genre_weights", format!("{genre} = {w} must be a finite factor ≥ 0")));
+        match invalid_genre_factor(&self.genre_weights) {
+            Some(detail) => Err(("sampling.genre_weights", detail)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Per-genre slots of an epoch of `Σ segments` draws, for genres with `segments[g]` training
     /// segments named `names[g]`; see the module docs. `Err` names a `genre_weights` key that is
     /// not a genre, or says that every weight is zero.
     pub fn slots(&self, names: &[String], segments: &[usize]) -> Result<Vec<usize>, String> {
-        if let Some(unknown) = self.genre_weights.keys().find(|k| !names.contains(k)) {
-            return Err(format!(
-                "genre_weights names `{unknown}`, which is not a genre of the run ({})",
-                names.join(", ")
-            ));
+        if let Some(unknown) = unknown_genre(&self.genre_weights, names) {
+            return Err(format!("genre_weights {unknown}"));
         }
         let p = self.balance.power();
         let weights: Vec<f64> = names
             .iter()
             .zip(segments)
             .map(|(name, &n)| {
-                let factor = self.genre_weights.get(name).copied().unwrap_or(1.0);
+                let factor = genre_factor(&self.genre_weights, name);
                 if n == 0 {
                     0.0
                 } else {
@@ -197,6 +194,28 @@ pub struct GenreSampling {
     pub share: f64,
     /// Draws per segment per epoch (1 = as often as unbalanced; 5 = each segment five times).
     pub draws_per_segment: f64,
+}
+
+/// A `{ genre = factor }` table's first factor that is negative or not finite, as its message
+/// (`[sampling]`'s `genre_weights` and `[adversarial]`'s share these three helpers).
+pub(super) fn invalid_genre_factor(factors: &BTreeMap<String, f64>) -> Option<String> {
+    factors
+        .iter()
+        .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        .map(|(genre, w)| format!("{genre} = {w} must be a finite factor ≥ 0"))
+}
+
+/// The table's first key that is not one of the run's genres `names`, as its message.
+pub(super) fn unknown_genre(factors: &BTreeMap<String, f64>, names: &[String]) -> Option<String> {
+    factors
+        .keys()
+        .find(|k| !names.contains(k))
+        .map(|unknown| format!("names `{unknown}`, which is not a genre of the run ({})", names.join(", ")))
+}
+
+/// The table's factor for genre `name`: 1 when the table does not name it.
+pub(super) fn genre_factor(factors: &BTreeMap<String, f64>, name: &str) -> f64 {
+    factors.get(name).copied().unwrap_or(1.0)
 }
 
 /// `sampling.json`: the configuration and what it made of the run's genres.
