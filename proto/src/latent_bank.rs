@@ -22,7 +22,8 @@
 //! service places those segments at the same hop, so the overlap of two neighbours is the same
 //! stretch of the same track, decoded twice — the cross-fade joins matching beats and phrases
 //! instead of two unrelated clips. The start is chosen so the walk fits in its run when the run is
-//! long enough.
+//! long enough, and so that consecutive seeds start in different parts of the bank
+//! ([`crate::walk_start`]).
 //!
 //! # Past a run's end: where the music goes on most alike
 //!
@@ -64,12 +65,13 @@
 
 use std::sync::OnceLock;
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::generation::{blend_centroids, normal_from};
+use crate::walk_start::{start_of_walk, walk_position};
 
 /// File name of the bank inside a bundle.
 pub const LATENT_BANK_FILE: &str = "latent_bank.bin";
@@ -264,10 +266,11 @@ impl LatentBank {
     /// The `bank` sampler's latent for decoded segment `step` of `steps` of a clip, for a blend
     /// (`weights` per genre, ≥ 0, not all zero):
     ///
-    /// 1. from a ChaCha8 stream seeded with `seed`, one starting code per genre, for *every* genre
-    ///    in order whatever its weight (so a weight sweep at one seed moves between the same codes,
-    ///    and a morph's genres keep their tracks), drawn uniformly among the starts from which the
-    ///    clip's `steps` codes fit in their run (a run shorter than that offers its first code);
+    /// 1. one starting code per genre, for *every* genre whatever its weight (so a weight sweep at
+    ///    one seed moves between the same codes, and a morph's genres keep their tracks), at the
+    ///    seed's place in the genre's golden-ratio sequence over the starts from which the clip's
+    ///    `steps` codes fit in their run ([`crate::walk_start`]: uniform for a random seed, spread
+    ///    over the bank for consecutive seeds; a run shorter than that offers its first code);
     /// 2. each weighted genre contributes the code `step` places after its start, going on past a
     ///    run's end with its best [`LatentBank::continuations`] in a run it has not been in; they
     ///    are combined by successive spherical interpolation in genre order,
@@ -285,14 +288,8 @@ impl LatentBank {
         step: usize,
         steps: usize,
     ) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let starts: Vec<Option<usize>> = (0..self.runs.len())
-            .map(|g| {
-                // Drawn even when empty, so the stream does not depend on which genres have codes.
-                let draw = rng.random::<u64>();
-                self.start_of_walk(g, draw, steps)
-            })
-            .collect();
+        let starts: Vec<Option<usize>> =
+            self.runs.iter().enumerate().map(|(g, runs)| start_of_walk(runs, walk_position(seed, g), steps)).collect();
         let mut z: Option<Vec<f32>> = None;
         let mut total = 0.0f32;
         for (g, (&weight, start)) in weights.iter().zip(&starts).enumerate() {
@@ -442,33 +439,6 @@ impl LatentBank {
             })
             .collect();
         Some(runs)
-    }
-
-    /// Index (within genre `genre`) of the first code of a walk of `steps` codes drawn by `draw`:
-    /// uniformly among the starts from which the walk stays in its run (a run shorter than the walk
-    /// offers its first code, and the walk goes on past its end by [`LatentBank::continuations`]).
-    ///
-    /// Uniform over *starts*, not over codes: drawing a code and moving it back into its run gave
-    /// the last start of every run the draws of all the codes after it — in the demo's tiled bank
-    /// (runs of 9 tiles, walks of 5) 5 walks in 9 began at a run's fifth tile, and the last 18 s
-    /// of each cn track (runs of 46 and 55 tiles) were drawn 5 times as often as any other stretch.
-    fn start_of_walk(&self, genre: usize, draw: u64, steps: usize) -> Option<usize> {
-        let starts_in = |length: usize| length.saturating_sub(steps.max(1)) + 1;
-        let total: usize = self.runs[genre].iter().map(|&length| starts_in(length)).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut pick = (draw % total as u64) as usize;
-        let mut run_start = 0;
-        for &length in &self.runs[genre] {
-            let starts = starts_in(length);
-            if pick < starts {
-                return Some(run_start + pick);
-            }
-            pick -= starts;
-            run_start += length;
-        }
-        None
     }
 }
 

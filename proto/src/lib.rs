@@ -10,7 +10,8 @@
 //!   parts disagree.
 //! - [`generation`]: the generation rules (`prior`: `z = Σ w_g·centroid_g + temperature·ε`;
 //!   `bank`: real codes, spherically interpolated), seeded.
-//! - [`latent_bank`]: the bundle's optional bank of training codes (`latent_bank.bin`).
+//! - [`latent_bank`]: the bundle's optional bank of training codes (`latent_bank.bin`);
+//!   [`walk_start`]: where a seed's walk through it starts.
 //! - [`api`]: the `blend` parameter ([`api::BlendSpec`]) and the error body ([`api::ErrorBody`]).
 
 #![warn(missing_docs)]
@@ -20,3 +21,4 @@ pub mod generation;
 pub mod latent_bank;
 pub mod manifest;
 pub mod onnx;
+pub mod walk_start;
