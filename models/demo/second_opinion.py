@@ -107,10 +107,11 @@ def files(root, genres):
     return found
 
 
-def per_genre(predicted, truth, genres):
-    """The share of each genre's clips classified as that genre."""
-    return {name: round(float((predicted[truth == g] == g).mean()), 3) for g, name in enumerate(genres)
-            if (truth == g).any()}
+def heard_as(predicted, truth, genres):
+    """Each present genre's row of the confusion matrix: the shares of its clips classified as each
+    genre, in `genres` order (the diagonal is the genre's accuracy)."""
+    return {g: [float((predicted[truth == g] == k).mean()) for k in range(len(genres))]
+            for g in range(len(genres)) if (truth == g).any()}
 
 
 def main():
@@ -131,14 +132,14 @@ def main():
     if signal["sample_rate"] != RATE:
         raise SystemExit(f"the bundle's rate is {signal['sample_rate']} Hz; this script reads {RATE}")
 
-    def run(root, vocode):
-        jobs = [(g, p, vocode, signal, db_range) for g, p in files(root, genres)]
+    def run(found, vocode):
+        jobs = [(g, p, vocode, signal, db_range) for g, p in found]
         with ProcessPoolExecutor(os.cpu_count()) as pool:
             return [row for rows in pool.map(analyse, jobs) for row in rows]
 
+    training_files, held_out_files = files(args.training, genres), files(args.held_out, genres)
     # What the reference's features depend on: its files and the bundle's signal and dB range.
-    key = json.dumps([FEATURES_VERSION, files(args.training, genres), files(args.held_out, genres), signal,
-                      db_range], sort_keys=True)
+    key = json.dumps([FEATURES_VERSION, training_files, held_out_files, signal, db_range], sort_keys=True)
     if args.cache and os.path.exists(args.cache):
         stored = np.load(args.cache, allow_pickle=True)
         if str(stored["key"]) != key:
@@ -146,12 +147,12 @@ def main():
                              "remove it or name another --cache")
         training, held_out = list(stored["training"]), list(stored["held_out"])
     else:
-        training = run(args.training, True)
-        held_out = run(args.held_out, True)
+        training = run(training_files, True)
+        held_out = run(held_out_files, True)
         if args.cache:
             np.savez(args.cache, key=key, training=np.array(training, dtype=object),
                      held_out=np.array(held_out, dtype=object))
-    generated = run(args.generated, False)
+    generated = run(files(args.generated, genres), False)
     x = np.array([r[1] for r in training] + [r[2] for r in training])
     y = np.array([r[0] for r in training] * 2)
     report = {"training_excerpts": len(training), "held_out_excerpts": len(held_out),
@@ -167,12 +168,11 @@ def main():
                                     ("generated", generated, 1)]:
             truth = np.array([r[0] for r in rows])
             predicted = model.predict(np.array([r[column] for r in rows]))
+            rows_heard = heard_as(predicted, truth, genres)
             result[label] = {"overall": round(float((predicted == truth).mean()), 3),
-                             **per_genre(predicted, truth, genres)}
-            # Each genre's row of the confusion matrix: the shares heard as each genre, in --genres order.
-            result[label]["heard_as"] = {
-                genres[g]: [round(float((predicted[truth == g] == k).mean()), 2) for k in range(len(genres))]
-                for g in range(len(genres)) if (truth == g).any()}
+                             **{genres[g]: round(row[g], 3) for g, row in rows_heard.items()},
+                             "heard_as": {genres[g]: [round(share, 2) for share in row]
+                                          for g, row in rows_heard.items()}}
         report[name] = result
         print(name)
         for label, value in result.items():
